@@ -1,0 +1,62 @@
+"""``imssim run [SCENARIO]``: start the simulator (also what a bare ``imssim`` does)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import UserError
+
+NO_DISPLAY_HELP = """\
+imssim: no display found, so the simulator window cannot open.
+  - On a desktop, run imssim from a graphical session (DISPLAY or WAYLAND_DISPLAY set).
+  - Over SSH, use 'ssh -X' or run under a virtual screen:  xvfb-run -a imssim
+  - Without any screen, render a picture instead:  imssim run --screenshot out.png
+  - Qt on Debian needs:  sudo apt-get install libegl1 libgl1 libglx-mesa0 libgl1-mesa-dri \\
+      libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \\
+      libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0"""
+
+
+def has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_run(args) -> int:
+    from .atlas import load
+
+    screenshot = getattr(args, "screenshot", None)
+    if not screenshot and not has_display():
+        print(NO_DISPLAY_HELP, file=sys.stderr)
+        return 3
+    atlas = load(args)
+    try:
+        from ..qt import app as qt_app  # the trainee's window, when present
+    except ImportError:
+        qt_app = None
+    if qt_app is not None and hasattr(qt_app, "run"):
+        return int(qt_app.run(atlas, args) or 0)
+    # Minimal viewer until the window exists: the atlas in a pyvista window.
+    from ..render.scene import AtlasScene, render_atlas_png, set_view
+
+    if screenshot:
+        render_atlas_png(atlas, screenshot, title="imssim - built-in atlas (posterior view)")
+        print(f"wrote {screenshot}")
+        return 0
+    import pyvista as pv
+
+    pl = pv.Plotter(title="imssim - anatomy atlas")
+    AtlasScene.build(pl, atlas)
+    set_view(pl, atlas, "posterior")
+    pl.add_text("imssim atlas viewer: drag to rotate, scroll to zoom", font_size=10)
+    pl.show()
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="start the simulator (optionally on a scenario)")
+    p.add_argument("scenario", nargs="?", help="scenario file or library id (default: the default scenario)")
+    p.add_argument("--mode", choices=["practice", "quiz", "exam"], help="override the scenario's mode")
+    p.add_argument("--screenshot", metavar="FILE", help="render off-screen, save a PNG and exit")
+    p.set_defaults(func=cmd_run)

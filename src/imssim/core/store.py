@@ -1,0 +1,167 @@
+"""Finding, caching and loading atlases.
+
+The built-in atlas is built once from myo-sim and cached in the user's cache folder
+(``platformdirs``; override with ``IMSSIM_CACHE_DIR``), keyed by a hash of everything
+that goes into it: imssim's version, the builder source files, the data files under
+``meshes/`` and the versions of myo-sim and MuJoCo. A corrupt or stale cache file is
+detected on load and rebuilt; it never crashes the program.
+
+Imported atlases (``imssim atlas import``) live in the same cache under their own names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from .. import __version__
+from .atlas import Atlas, AtlasFileError
+from .data import meshes_dir
+
+log = logging.getLogger(__name__)
+
+BUILTIN = "builtin"
+Progress = Callable[[str, float], None]
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("IMSSIM_CACHE_DIR")
+    if env:
+        p = Path(env)
+    else:
+        import platformdirs
+
+        p = Path(platformdirs.user_cache_dir("imssim", appauthor=False))
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def config_dir() -> Path:
+    env = os.environ.get("IMSSIM_CONFIG_DIR")
+    if env:
+        p = Path(env)
+    else:
+        import platformdirs
+
+        p = Path(platformdirs.user_config_dir("imssim", appauthor=False))
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def builtin_key() -> str:
+    """Hash of every input of the built-in atlas (code, data, source package versions)."""
+    h = hashlib.sha256()
+    h.update(f"imssim {__version__} format {Atlas.FORMAT_VERSION}".encode())
+    build_dir = Path(__file__).parent / "build"
+    for f in sorted(build_dir.glob("*.py")) + [Path(__file__).parent / "atlas.py", Path(__file__).parent / "innervation.py"]:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for f in sorted(meshes_dir().glob("*.yaml")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for dist in ("myo-sim", "mujoco", "manifold3d"):
+        h.update(f"{dist}={_version(dist)}".encode())
+    return h.hexdigest()[:16]
+
+
+def builtin_path() -> Path:
+    return cache_dir() / "atlas" / f"{BUILTIN}-{builtin_key()}.npz"
+
+
+def build_builtin(progress: Progress | None = None) -> Atlas:
+    from .build import builtin
+
+    atlas = builtin.build(progress or (lambda m, f: None))
+    atlas.meta["cache_key"] = builtin_key()
+    return atlas
+
+
+def load_builtin(progress: Progress | None = None, rebuild: bool = False) -> Atlas:
+    """The built-in atlas, from the cache if it is there and sound, else built and cached."""
+    path = builtin_path()
+    if path.exists() and not rebuild:
+        try:
+            atlas = Atlas.load(path)
+            if atlas.meta.get("cache_key") == builtin_key():
+                return atlas
+            log.warning("%s: stale atlas cache (key mismatch); rebuilding", path)
+        except AtlasFileError as e:
+            log.warning("%s; rebuilding", e)
+    atlas = build_builtin(progress)
+    atlas.save(path)
+    # remove older built-in caches
+    for old in path.parent.glob(f"{BUILTIN}-*.npz"):
+        if old != path:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+    return atlas
+
+
+def imported_path(name: str) -> Path:
+    return cache_dir() / "atlas" / "imported" / f"{name}.npz"
+
+
+def available_atlases() -> list[str]:
+    names = [BUILTIN]
+    d = cache_dir() / "atlas" / "imported"
+    if d.is_dir():
+        names += sorted(p.stem for p in d.glob("*.npz"))
+    return names
+
+
+def _settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def read_settings() -> dict:
+    p = _settings_path()
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_settings(settings: dict) -> None:
+    p = _settings_path()
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(settings, indent=2))
+    tmp.replace(p)
+
+
+def current_atlas_name() -> str:
+    return os.environ.get("IMSSIM_ATLAS") or read_settings().get("atlas", BUILTIN)
+
+
+def use_atlas(name: str) -> None:
+    if name not in available_atlases():
+        raise KeyError(f"no atlas named {name!r}; available: {', '.join(available_atlases())}")
+    s = read_settings()
+    s["atlas"] = name
+    write_settings(s)
+
+
+def load_atlas(name: str | None = None, progress: Progress | None = None) -> Atlas:
+    """Load an atlas by name (default: the selected one, normally the built-in atlas)."""
+    name = name or current_atlas_name()
+    if name == BUILTIN:
+        return load_builtin(progress)
+    path = imported_path(name)
+    if not path.exists():
+        raise AtlasFileError(
+            f"no atlas named {name!r} (looked for {path}); available: {', '.join(available_atlases())}"
+        )
+    return Atlas.load(path)

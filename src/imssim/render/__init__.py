@@ -1,0 +1,1 @@
+"""pyvista scenes built from core state (works with an off-screen plotter)."""
