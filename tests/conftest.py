@@ -1,0 +1,44 @@
+"""Shared fixtures.
+
+The whole test session uses one private atlas cache (a temporary folder) so tests never
+touch the user's cache; the built-in atlas is built once per session.
+Set IMSSIM_TEST_CACHE=/some/dir to reuse a cache between local runs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+_cache = os.environ.get("IMSSIM_TEST_CACHE") or tempfile.mkdtemp(prefix="imssim-test-cache-")
+os.environ["IMSSIM_CACHE_DIR"] = _cache
+os.environ.setdefault("IMSSIM_CONFIG_DIR", tempfile.mkdtemp(prefix="imssim-test-config-"))
+
+
+def shared_dir() -> Path | None:
+    """The read-only ``shared/`` folder beside the repository (or IMSSIM_SHARED_DIR)."""
+    env = os.environ.get("IMSSIM_SHARED_DIR")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared", REPO.parent.parent / "shared"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def atlas():
+    from imssim.core import store
+
+    return store.load_builtin()
+
+
+@pytest.fixture(scope="session")
+def shared():
+    d = shared_dir()
+    if d is None:
+        pytest.skip("the shared/ reference folder is not beside this checkout (CI provides it)")
+    return d

@@ -1,0 +1,70 @@
+"""The atlas cache: keyed, detected when corrupt or stale, rebuilt without crashing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imssim.core import store
+from imssim.core.atlas import Atlas, AtlasFileError
+
+
+@pytest.fixture()
+def private_cache(tmp_path, monkeypatch, atlas):
+    monkeypatch.setenv("IMSSIM_CACHE_DIR", str(tmp_path))
+    path = store.builtin_path()
+    atlas.save(path)  # seed with the session's atlas to avoid a rebuild
+    return path
+
+
+def test_warm_load_uses_cache(private_cache, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store, "build_builtin", lambda progress=None: calls.append(1))
+    a = store.load_builtin()
+    assert calls == [] and len(a) > 100
+
+
+def test_corrupt_cache_is_rebuilt(private_cache):
+    private_cache.write_bytes(b"this is not an npz file")
+    with pytest.raises(AtlasFileError) as e:
+        Atlas.load(private_cache)
+    assert str(private_cache) in str(e.value)
+    a = store.load_builtin()
+    assert "gluteus_medius_r" in a
+    # the file on disk is sound again
+    assert len(Atlas.load(private_cache)) == len(a)
+
+
+def test_truncated_cache_is_rebuilt(private_cache):
+    data = private_cache.read_bytes()
+    private_cache.write_bytes(data[: len(data) // 3])
+    a = store.load_builtin()
+    assert len(Atlas.load(private_cache)) == len(a)
+
+
+def test_stale_cache_key_is_rebuilt(private_cache, monkeypatch):
+    a = Atlas.load(private_cache)
+    a.meta["cache_key"] = "stale"
+    a.save(private_cache)
+    rebuilt = []
+    real = store.build_builtin
+
+    def spy(progress=None):
+        rebuilt.append(1)
+        return real(progress)
+
+    monkeypatch.setattr(store, "build_builtin", spy)
+    b = store.load_builtin()
+    assert rebuilt == [1]
+    assert b.meta["cache_key"] == store.builtin_key()
+
+
+def test_cache_key_tracks_inputs(monkeypatch, tmp_path):
+    k1 = store.builtin_key()
+    monkeypatch.setattr(store, "__version__", "9.9.9")
+    assert store.builtin_key() != k1
+
+
+def test_unknown_imported_atlas_is_a_clear_error():
+    with pytest.raises(AtlasFileError, match="no atlas named 'nope'"):
+        store.load_atlas("nope")
