@@ -23,13 +23,14 @@ def _first_existing(*candidates: Path) -> Path:
 def meshes_dir() -> Path:
     """The ``meshes/`` data folder (packaged as ``imssim/_meshes`` in a wheel)."""
     pkg = Path(str(resources.files("imssim")))
-    return _first_existing(pkg / "_meshes", pkg.parents[1] / "meshes")
+    # a source checkout (editable install) first, so edits to meshes/ take effect
+    return _first_existing(pkg.parents[1] / "meshes", pkg / "_meshes")
 
 
 def scenarios_dir() -> Path:
     """The shipped scenario library (``scenarios/`` in the repository)."""
     pkg = Path(str(resources.files("imssim")))
-    return _first_existing(pkg / "_scenarios", pkg.parents[1] / "scenarios")
+    return _first_existing(pkg.parents[1] / "scenarios", pkg / "_scenarios")
 
 
 def safe_yaml() -> YAML:
