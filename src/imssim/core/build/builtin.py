@@ -1,0 +1,38 @@
+"""The built-in atlas pipeline: myo-sim bones and muscles, then landmarks.
+
+Later stages (added neck and upper-back muscles, danger structures, skin) plug in as
+functions ``stage(atlas, progress) -> None`` in :data:`STAGES`; each one's source file is
+part of the cache key, so editing a stage rebuilds the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..atlas import Atlas
+from . import landmarks, myosim
+
+Progress = Callable[[str, float], None]
+
+
+def _noop(msg: str, frac: float) -> None:
+    pass
+
+
+def _landmarks(atlas: Atlas, progress: Progress) -> None:
+    for lm in landmarks.find_landmarks(atlas):
+        if lm.id not in atlas.landmarks:
+            atlas.add_landmark(lm)
+
+
+#: Stages run in order after the myo-sim base; each adds to the atlas in place.
+STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks]
+
+
+def build(progress: Progress = _noop) -> Atlas:
+    atlas = myosim.build(lambda m, f: progress(m, 0.7 * f))
+    for i, stage in enumerate(STAGES):
+        progress(f"stage {stage.__name__.strip('_')}", 0.7 + 0.3 * i / max(len(STAGES), 1))
+        stage(atlas, progress)
+    progress("done", 1.0)
+    return atlas
