@@ -232,7 +232,9 @@ class TissueIndex:
                 s.meta["watertight"] = bool(wt)
             self.watertight[i] = wt
         self.skin_ids = {i for i, s in enumerate(structs) if s.kind == "skin"}
-        self.open_ids = np.nonzero(~self.watertight)[0]
+        # bones only ever stop the needle (first surface crossing), so their closedness
+        # does not matter; other open meshes always go through the winding-number fallback
+        self.open_ids = np.nonzero(~self.watertight & ~self.is_bone)[0]
         self.open_boxes = np.array([[structs[i].vertices.min(axis=0), structs[i].vertices.max(axis=0)]
                                     for i in self.open_ids]).reshape(-1, 2, 3)
         self.coincident = self._coincident_table()
@@ -282,9 +284,12 @@ class TissueIndex:
         sign[sign == 0] = 1
         nrm *= sign[:, None]
         off = np.einsum("ij,ij->i", nrm, tri[:, 0])
-        key = np.column_stack([np.round(nrm * 1e4), np.round(off * 1e2)]).astype(np.int64)
-        key[~ok] = np.iinfo(np.int64).min
-        _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        q = np.column_stack([np.round(nrm * 1e4), np.round(off * 1e2)]).astype(np.int64)
+        # one 64-bit hash per plane (a collision only adds a candidate that the query's
+        # exact ray-triangle test then rejects)
+        key = (q[:, 0] * 73856093) ^ (q[:, 1] * 19349663) ^ (q[:, 2] * 83492791) ^ (q[:, 3] * 2654435761)
+        key[~ok] = np.arange(np.count_nonzero(~ok)) - (1 << 62)
+        _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
         inv = inv.ravel()
         multi = np.nonzero(counts[inv] > 1)[0]
         table: dict[int, np.ndarray] = {}
@@ -292,8 +297,18 @@ class TissueIndex:
             return table
         lo, hi = tri.min(axis=1), tri.max(axis=1)
         order = multi[np.argsort(inv[multi], kind="stable")]
-        groups = np.split(order, np.nonzero(np.diff(inv[order]))[0] + 1)
-        for g in groups:
+        gid = inv[order]
+        starts = np.r_[0, np.nonzero(np.diff(gid))[0] + 1]
+        sizes = np.diff(np.r_[starts, len(order)])
+        # pairs (the common case: one surface shared by two structures), vectorised
+        two = starts[sizes == 2]
+        a, b = order[two], order[two + 1]
+        ok2 = (self.owner[a] != self.owner[b]) & np.all((lo[a] <= hi[b] + 1e-6) & (hi[a] >= lo[b] - 1e-6), axis=1)
+        for x, y in zip(a[ok2].tolist(), b[ok2].tolist()):
+            table[x] = np.array([y])
+            table[y] = np.array([x])
+        for st, sz in zip(starts[sizes > 2], sizes[sizes > 2]):
+            g = order[st : st + sz]
             owners = self.owner[g]
             if len(np.unique(owners)) < 2 or len(g) > 5000:
                 continue
@@ -399,12 +414,12 @@ class TissueIndex:
         # bone stop: first bone crossing at or after the entry
         bone = None
         if stop_at_bone and len(ts):
+            # the first bone surface met after the entry stops the needle (parity is not
+            # needed: bone meshes from some sources are not closed)
             cand = np.nonzero(self.is_bone[ss] & (ts >= back - TOUCH_MM))[0]
-            for k in cand:
-                # an entering crossing: even count of this bone before it
-                if np.count_nonzero(ss[:k] == ss[k]) % 2 == 0:
-                    bone = (int(ss[k]), float(ts[k]))
-                    break
+            if len(cand):
+                k = cand[0]
+                bone = (int(ss[k]), float(ts[k]))
         if bone is not None:
             t_tip = bone[1]
             keep = ts < t_tip - TOUCH_MM
@@ -446,7 +461,7 @@ class TissueIndex:
             if bone is not None and s == bone[0]:
                 del per[s]
                 continue
-            broken = (len(per[s]) % 2 == 1) or not self.watertight[s]
+            broken = (len(per[s]) % 2 == 1) or (not self.watertight[s] and not self.is_bone[s])
             if broken:
                 fallbacks.append(self.ids[s])
                 per[s] = self._fallback_intervals(s, origin, d, t_exit)
@@ -676,7 +691,7 @@ class TissueIndex:
             after_entry = T >= back[R] - TOUCH_MM
             # bone stop
             if stop_at_bone:
-                bmask = entering & self.is_bone[S] & after_entry & (T <= t_tip[R] + TOUCH_MM)
+                bmask = self.is_bone[S] & after_entry & (T <= t_tip[R] + TOUCH_MM)
                 if bmask.any():
                     br = R[bmask]
                     uniq, idx = np.unique(br, return_index=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..atlas import Atlas
-from . import landmarks, myosim
+from . import landmarks, myosim, skin
 
 Progress = Callable[[str, float], None]
 
@@ -25,8 +25,13 @@ def _landmarks(atlas: Atlas, progress: Progress) -> None:
             atlas.add_landmark(lm)
 
 
+def _skin(atlas: Atlas, progress: Progress) -> None:
+    skin.add_skin(atlas, progress)
+
+
 #: Stages run in order after the myo-sim base; each adds to the atlas in place.
-STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks]
+#: The skin comes after every muscle (it wraps them); landmarks come last.
+STAGES: list[Callable[[Atlas, Progress], None]] = [_skin, _landmarks]
 
 
 def build(progress: Progress = _noop) -> Atlas:
@@ -34,5 +39,9 @@ def build(progress: Progress = _noop) -> Atlas:
     for i, stage in enumerate(STAGES):
         progress(f"stage {stage.__name__.strip('_')}", 0.7 + 0.3 * i / max(len(STAGES), 1))
         stage(atlas, progress)
+    from .geometry import is_watertight
+
+    for s in atlas:  # recorded once here so every index built later can trust it
+        s.meta["watertight"] = bool(is_watertight(s.vertices, s.faces))
     progress("done", 1.0)
     return atlas
