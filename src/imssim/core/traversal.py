@@ -757,6 +757,12 @@ class TissueIndex:
                     key = key * (n + 1) + R
                     _, first = np.unique(key, return_index=True)
                     R, T, S = R[first], T[first], S[first]
+            # repeated crossings of one structure within 10*EPS (a ray through a shared
+            # edge reports both triangles) count once, as in query()
+            o0 = np.lexsort((T, S, R))
+            R, T, S = R[o0], T[o0], S[o0]
+            dup = np.r_[False, (R[1:] == R[:-1]) & (S[1:] == S[:-1]) & (np.diff(T) < 10 * EPS)]
+            R, T, S = R[~dup], T[~dup], S[~dup]
             order = np.lexsort((T, R))
             R, T, S = R[order], T[order], S[order]
             # occurrence number of each (ray, structure) crossing -> entering if even
@@ -768,6 +774,12 @@ class TissueIndex:
             occ = np.empty_like(occ_sorted)
             occ[korder] = occ_sorted
             entering = occ % 2 == 0
+            # where the interval that starts at each crossing ends (the next crossing of
+            # the same structure on the same ray; inf if none)
+            same_next = np.r_[ks[1:] == ks[:-1], False]
+            nxt = np.where(same_next, np.r_[T[korder][1:], np.inf], np.inf)
+            t_next = np.empty_like(T)
+            t_next[korder] = nxt
             after_entry = T >= back[R] - TOUCH_MM
             # bone stop
             if stop_at_bone:
@@ -781,7 +793,9 @@ class TissueIndex:
                     depth_out[uniq] = bt - back[uniq]
                     bone_out[uniq] = bs
             upto = T <= t_tip[R] + TOUCH_MM
-            not_contact = ~(self.is_bone[S] & (bone_out[R] == S))
+            # with the bone stop no bone contains the tip (the needle stops on its surface;
+            # a bone "open" before the entry is an open bone mesh, not a needle in bone)
+            not_contact = ~self.is_bone[S] if stop_at_bone else np.ones(len(S), bool)
             # containment at the tip (closed intervals): the last crossing strictly before
             # the tip is an entering one, or a crossing touches the tip
             m = (T < t_tip[R] - TOUCH_MM) & not_contact
@@ -811,7 +825,9 @@ class TissueIndex:
                 tip_struct[ri[lastr]] = si[lastr]
             # first danger entered along the inserted shaft
             harm_mask = np.array([h is not None for h in self.harm])
-            dm = entering & harm_mask[S] & upto
+            # an interval of a danger structure overlapping the inserted shaft (not one the
+            # line crossed behind the entry point)
+            dm = entering & harm_mask[S] & upto & (t_next >= back[R] - TOUCH_MM)
             if dm.any():
                 dr = R[dm]
                 uniq, idx = np.unique(dr, return_index=True)
