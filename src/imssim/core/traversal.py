@@ -35,6 +35,7 @@ TOUCH_MM = 1e-3  # mm: a tip this close to a surface touches it
 NEARBY_MM = 100.0  # danger structures within this distance are reported
 SAMPLE_EDGE_MM = 2.0  # danger surfaces are sampled at least this densely (clearance accuracy ~1 mm)
 COARSE_EDGE_MM = 8.0  # coarse danger samples bound the fine search (pruning only)
+FINE_WITHIN_MM = 30.0  # closer than this, clearances come from the fine samples
 SHAFT_STEP_MM = 1.0  # the shaft is sampled this densely for its clearance (error <= 0.5 mm)
 MAX_HITS = 256
 NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
@@ -587,7 +588,9 @@ class TissueIndex:
         The shaft is sampled every SHAFT_STEP_MM. Per structure: a box test culls far ones;
         the coarse tree bounds the distance of every sample; only the samples that can
         hold the minimum (coarse lower bound <= best coarse upper bound) and the tip are
-        measured on the fine tree (bounded search, so far queries stay cheap).
+        measured on the fine tree (bounded search, so far queries stay cheap). Structures
+        certainly farther than FINE_WITHIN_MM are answered by the coarse tree alone (never
+        closer than the truth, at most its coverage radius rc farther).
         """
         if not self._danger:
             return []
@@ -604,16 +607,25 @@ class TissueIndex:
             if not (lower <= NEARBY_MM).any():
                 continue
             best_up = float(dc.min())
-            cand = np.nonzero(lower <= best_up)[0]
-            df, _ = fine.query(shaft[cand], distance_upper_bound=best_up + SAMPLE_EDGE_MM)
-            shaft_mm = float(df.min())
+            tip_mm = None
+            if best_up - rc > FINE_WITHIN_MM:
+                # certainly far: the coarse samples answer (at most rc too far)
+                shaft_mm = best_up
+            else:
+                cand = np.nonzero(lower <= best_up)[0]
+                df, _ = fine.query(shaft[cand], distance_upper_bound=best_up + SAMPLE_EDGE_MM)
+                shaft_mm = float(df.min())
+                if cand[-1] == n - 1 and np.isfinite(df[-1]):
+                    tip_mm = float(df[-1])
             if shaft_mm > NEARBY_MM:
                 continue
-            if cand[-1] == n - 1 and np.isfinite(df[-1]):
-                tip_mm = float(df[-1])
-            else:
+            if tip_mm is None:
                 tip_up = float(dc[-1]) if np.isfinite(dc[-1]) else float(coarse.query(shaft[-1])[0])
-                tip_mm = float(fine.query(shaft[-1], distance_upper_bound=tip_up + SAMPLE_EDGE_MM)[0])
+                if tip_up - rc > FINE_WITHIN_MM:
+                    tip_mm = tip_up
+                else:
+                    tip_mm = float(fine.query(shaft[-1], distance_upper_bound=tip_up + SAMPLE_EDGE_MM)[0])
+            tip_mm = max(tip_mm, shaft_mm)
             sid = self.ids[i]
             if sid in at_tip:
                 tip_mm = 0.0
