@@ -210,7 +210,7 @@ class Targets(_Model):
     paraspinal: bool = True
     peripheral: bool = True
     level_tolerance: int = Field(1, ge=0, le=5, description="levels either side still counted as on target")
-    paraspinal_weight: float = Field(1.0, gt=0.0, le=10.0)
+    paraspinal_weight: float = Field(2.0, gt=0.0, le=10.0, description="multifidus at the level: the core IMS target")
     peripheral_weight: float = Field(1.0, gt=0.0, le=10.0)
     dominant_root_factor: float = Field(1.5, ge=1.0, le=10.0, description="weight factor for the root's dominant muscles")
     uncertain_factor: float = Field(0.5, gt=0.0, le=1.0, description="weight factor for weakly sourced supply")

@@ -5,7 +5,9 @@ Segmental rule (Gunn's IMS; see docs/scenarios.md for the sources):
 * paraspinal: the multifidus fascicles at each affected level (multifidus is supplied
   level by level by the medial branch of the same dorsal ramus), on the affected side(s),
   scored with a level tolerance. Where the atlas has no multifidus at that level (e.g.
-  S1, C1) the nearest level within the tolerance stands in for it.
+  S1) the nearest level within the tolerance stands in for it; where there is none
+  within it (e.g. C1) the dorsal-ramus muscles supplied by at most four roots including
+  the segment (suboccipital muscles, semispinalis capitis...) do.
 * peripheral: the atlas muscles whose root range includes the segment (their
   ``Structure.segments``), on the affected side(s), except dorsal-ramus back muscles
   (they are paraspinal and not level-specific). A muscle whose dominant root is the
@@ -111,13 +113,23 @@ def derive(scenario: Scenario, atlas: Atlas) -> Derivation:
                 if t.paraspinal:
                     cands = paraspinal_candidates(atlas, seg, side, t.level_tolerance)
                     if not cands:
-                        notes.append(f"no multifidus at or within {t.level_tolerance} level(s) of {seg} ({side}) in this atlas")
+                        # no multifidus there (e.g. C1): the dorsal-ramus muscles supplied by the segment
+                        cands = [s for s in atlas.muscles_for_segment(seg)
+                                 if s.side == side and is_dorsal_ramus_muscle(s) and len(s.segments) <= 4]
+                        if not cands:
+                            note = (f"no multifidus or other dorsal-ramus muscle at or within "
+                                    f"{t.level_tolerance} level(s) of {seg} in this atlas")
+                            if note not in notes:
+                                notes.append(note)
                     for s in cands:
                         prev = out.get(s.id)
                         segs = tuple(dict.fromkeys((prev.segments if prev else ()) + (seg,)))
-                        reason = "multifidus at the affected level" if s.level == seg else f"nearest multifidus to {seg}"
+                        if not is_multifidus(s):
+                            reason = f"dorsal-ramus muscle supplied by {seg} (no multifidus at {seg})"
+                        else:
+                            reason = "multifidus at the affected level" if s.level == seg else f"nearest multifidus to {seg}"
                         out[s.id] = ResolvedTarget(
-                            s.id, s.name, "paraspinal", segs, side, s.level, t.level_tolerance,
+                            s.id, s.name, "paraspinal", segs, side, s.level if is_multifidus(s) else None, t.level_tolerance,
                             max(prev.weight if prev else 0.0, t.paraspinal_weight), None, "derived",
                             prev.reason if prev and s.level != seg else reason,
                         )

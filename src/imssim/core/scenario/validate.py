@@ -118,7 +118,8 @@ class _Checker:
         for n in d.notes:
             self.add(("diagnosis", "segments"), n, "warning")
         if not d.targets:
-            self.add(("targets",), "the scenario has no targets (segmental rule found none and none were added)")
+            self.add(("targets",), "the scenario has no targets (the segmental rule found none and none were "
+                     "added); fine for a pure quiz, otherwise add some under targets.add", "warning")
         return self.issues
 
     def errors(self) -> list[ScenarioIssue]:
