@@ -43,6 +43,7 @@ def cmd_validate(args) -> int:
         n_warn += len(issues) - errs
         if not errs and not args.quiet:
             print(f"{path}: ok" + (f" ({len(issues)} warning(s))" if issues else ""))
+    sys.stdout.flush()
     if n_err or (args.strict and n_warn):
         print(f"{n_err} error(s), {n_warn} warning(s) in {len(args.files)} file(s)", file=sys.stderr)
         return 1

@@ -233,6 +233,11 @@ def _pydantic_issues(name: str, doc: Any, err: ValidationError) -> list[Scenario
             msg = "type must be 'multiple_choice' or 'pick_structure'"
         elif e.get("type") == "union_tag_not_found":
             msg = "missing 'type': 'multiple_choice' or 'pick_structure'"
+        elif e.get("type") == "string_type" and isinstance(e.get("input"), dict):
+            msg = ("expected text but YAML read a mapping: a ': ' inside the text does that; "
+                   "put the text in quotes")
+        elif e.get("type") in ("string_type", "list_type", "dict_type", "model_type") and e.get("input") is None:
+            msg = f"{msg} (the value is empty)"
         else:
             inp = e.get("input")
             if isinstance(inp, (str, int, float, bool)) and repr(inp) not in msg and len(repr(inp)) < 60:
