@@ -38,7 +38,7 @@ def _yaml() -> YAML:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
-    y.width = 100
+    y.width = 4096  # never re-wrap the author's lines
     return y
 
 
@@ -109,6 +109,9 @@ class _Unsafe(Exception):
         self.node, self.msg = node, msg
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null")}
+
+
 def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> Any:
     """The document as plain dicts/lists/scalars, refusing tags, aliases and odd types."""
     if depth > MAX_DEPTH:
@@ -118,7 +121,7 @@ def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> 
     if isinstance(node, (CommentedMap, CommentedSeq)):
         tag = getattr(node, "tag", None)
         tv = getattr(tag, "value", None) if tag is not None else None
-        if tv and not tv.startswith("tag:yaml.org,2002:"):
+        if tv and tv not in _PLAIN_TAGS:
             raise _Unsafe((parent, key), f"YAML tag {tv!r} is not allowed in a scenario")
         if id(node) in seen:
             raise _Unsafe((parent, key), "YAML anchors and aliases (&name / *name) are not allowed in a scenario")
@@ -201,7 +204,18 @@ def read_document(path: str | Path, text: str | None = None) -> CommentedMap:
 
 def _pydantic_issues(name: str, doc: Any, err: ValidationError) -> list[ScenarioIssue]:
     out = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    # a misspelt key gives "unknown field" plus "missing field": keep only the first,
+    # whose "did you mean" already names the missing one
+    covered = set()
+    for e in errors:
+        if e.get("type") == "extra_forbidden" and e.get("loc"):
+            loc = tuple(e["loc"])
+            known = fields_at(loc[:-1]) or set()
+            for c in difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6):
+                covered.add(loc[:-1] + (c,))
+    errors = [e for e in errors if not (e.get("type") == "missing" and tuple(e.get("loc", ())) in covered)]
+    for e in errors:
         loc = tuple(e.get("loc", ()))
         msg = e.get("msg", "invalid value")
         if e.get("type") == "extra_forbidden":
