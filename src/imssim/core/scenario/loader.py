@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,9 @@ def read_document(path: str | Path, text: str | None = None) -> CommentedMap:
     elif len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError([ScenarioIssue(name, 0, 0, "", f"text is over the {MAX_SCENARIO_BYTES}-byte limit for scenarios")])
     try:
-        docs = list(_yaml().load_all(io.StringIO(text)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. ReusedAnchorWarning: aliases are refused below anyway
+            docs = list(_yaml().load_all(io.StringIO(text)))
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
