@@ -171,6 +171,9 @@ def test_unknown_top_level_field_suggests(tmp_path):
         ("---\nversion: 1\n", "2 YAML documents"),
         ("title: again\n", "YAML syntax"),  # duplicate key
         ("estimated_minutes: .inf\n", "finite"),
+        ("zz: &b {a: 1}\nyy:\n  <<: *b\n", "merge keys"),
+        ("references: " + "[" * 40 + "]" * 40 + "\n", "nested more than"),
+        ("references: " + "[" * 3000 + "]" * 3000 + "\n", "YAML syntax"),
     ],
 )
 def test_unsafe_or_odd_yaml_is_refused_cleanly(tmp_path, extra, expect):
