@@ -191,3 +191,51 @@ def test_default_scenario_loci_lie_in_their_muscles(atlas):
         s = atlas.get(m.structure)
         for lc in m.trigger_loci:
             assert distance_to(s, resolve_locus(lc, atlas, s)) == 0.0
+
+
+def _box_atlas():
+    """A tiny synthetic atlas: the rule must work on whatever structures exist."""
+    import trimesh
+
+    from imssim.core.atlas import Atlas, Innervation, Landmark, Structure
+
+    def box(sid, name, centre, **kw):
+        m = trimesh.creation.box(extents=(20, 20, 60))
+        m.apply_translation(centre)
+        return Structure(sid, name, "muscle", kw.pop("side", "right"), kw.pop("region", "cervical"),
+                         m.vertices, m.faces, **kw)
+
+    dr = "medial branch of the dorsal ramus (same level)"
+    return Atlas("boxes", [
+        box("multifidus_C5_r", "right multifidus C5", (-15, 60, 1450), level="C5", muscle="multifidus",
+            innervation=Innervation(dr, ("C5",), "C5", "t")),
+        box("multifidus_C5_l", "left multifidus C5", (15, 60, 1450), side="left", level="C5", muscle="multifidus",
+            innervation=Innervation(dr, ("C5",), "C5", "t")),
+        box("semispinalis_capitis_r", "right semispinalis capitis", (-20, 70, 1550), muscle="semispinalis capitis",
+            innervation=Innervation("dorsal rami of the cervical nerves", ("C1", "C2", "C3", "C4"), None, "t")),
+        box("longissimus_r", "right longissimus", (-40, 60, 1200), muscle="longissimus",
+            innervation=Innervation("lateral branches of the dorsal rami", tuple(f"C{i}" for i in range(1, 9)), None, "t")),
+        box("deltoid_r", "right deltoid", (-180, 0, 1400), muscle="deltoid", region="shoulder",
+            innervation=Innervation("axillary", ("C5", "C6"), "C5", "t")),
+        box("trapezius_upper_r", "right upper trapezius", (-80, 60, 1500), muscle="trapezius", region="shoulder",
+            innervation=Innervation("accessory", ("C3", "C4"), None, "t"), meta={"uncertain": True}),
+    ], [Landmark("C5_spinous", "C5 spinous process", (0.0, 80.0, 1450.0))])
+
+
+def test_rule_on_any_atlas_cervical_levels_and_fallback(tmp_path):
+    boxes = _box_atlas()
+    sc = case(tmp_path, boxes, segments="[C5]")
+    by = {t.structure: t for t in derive_targets(sc, boxes)}
+    assert set(by) == {"multifidus_C5_r", "deltoid_r"}
+    assert by["deltoid_r"].weight == 1.5 and by["multifidus_C5_r"].weight == 2.0
+    # C1 has no multifidus: the narrow dorsal-ramus muscle stands in; broad longissimus does not
+    sc1 = case(tmp_path, boxes, segments="[C1]")
+    by1 = {t.structure: t for t in derive_targets(sc1, boxes)}
+    assert set(by1) == {"semispinalis_capitis_r"} and by1["semispinalis_capitis_r"].kind == "paraspinal"
+    assert by1["semispinalis_capitis_r"].level is None
+    # weakly sourced supply weighs less
+    sc3 = case(tmp_path, boxes, segments="[C3]", extra="targets: {paraspinal: false}\n")
+    assert {t.structure: t.weight for t in derive_targets(sc3, boxes)} == {"trapezius_upper_r": 0.5}
+    # bilateral picks the left multifidus too; the left has no deltoid in this atlas
+    scb = case(tmp_path, boxes, segments="[C5]", side="bilateral")
+    assert {t.structure for t in derive_targets(scb, boxes)} == {"multifidus_C5_r", "multifidus_C5_l", "deltoid_r"}
