@@ -148,3 +148,21 @@ def test_random_yaml_text(text):
 def test_the_unbroken_document_is_valid(atlas):
     """The fuzzers start from a valid document (else they would test little)."""
     assert validate_file("<fuzz>", atlas, text=_dump(VALID)) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(age=st.integers(12, 110), title=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                                                min_size=1, max_size=30).filter(lambda s: s.strip() == s and s.strip()),
+       tol=st.integers(0, 5))
+def test_round_trip_is_byte_identical(age, title, tol):
+    """Any valid document written by an author dumps back to the same text."""
+    from imssim.core.scenario import dump_document, load_scenario
+
+    doc = copy.deepcopy(VALID)
+    doc["patient"]["age"] = age
+    doc["title"] = title
+    doc["targets"]["level_tolerance"] = tol
+    text = "# header comment\n" + _dump(doc).replace("patient:\n", "patient:   # trailing comment\n", 1)
+    sc = load_scenario("<fuzz>", text=text)
+    assert sc.title == title and sc.patient.age == age
+    assert dump_document(sc.document) == text
