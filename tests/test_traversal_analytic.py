@@ -189,3 +189,32 @@ def test_ray_through_shared_edges_counts_one_crossing():
         assert tr.at_tip == ["cube"], E[i]
         assert [(round(iv.entry_depth, 3), round(iv.exit_depth, 3)) for iv in tr.intervals] == [(3.0, 8.0)]
         assert ix.ids[b.tip_structure[i]] == "cube", E[i]
+
+
+def test_non_manifold_meshes():
+    # (1) two cubes touching along one edge, stored as ONE structure (a non-manifold edge);
+    # (2) a cube with one face stored twice (edges shared by four triangles)
+    a = trimesh.creation.box(extents=(10, 10, 10))
+    a.apply_translation((5, 5, 5))
+    b = trimesh.creation.box(extents=(10, 10, 10))
+    b.apply_translation((-5, -5, 5))
+    v = np.vstack([a.vertices, b.vertices])
+    f = np.vstack([a.faces, b.faces + len(a.vertices)])
+    c = trimesh.creation.box(extents=(10, 10, 10))
+    c.apply_translation((40, 0, 5))
+    top = np.nonzero(c.triangles_center[:, 2] > 9.99)[0]
+    cf = np.vstack([c.faces, c.faces[top]])
+    ix = TissueIndex(Atlas("nm", [
+        Structure("pair", "pair", "muscle", "midline", "test", v, f),
+        Structure("dup", "dup", "muscle", "midline", "test", c.vertices, cf),
+    ]))
+    for x, y, inside in [(5, 5, True), (-5, -5, True), (5, -5, False), (-2, 2, False), (0.0, 0.0, True)]:
+        tr = ix.query((x, y, -5), UP, 10.0)  # tip at z=5
+        assert (tr.at_tip == ["pair"]) == inside, (x, y, tr.at_tip, tr.fallbacks)
+        assert ix.structures_at((x, y, 5.0)) == (["pair"] if inside else [])
+    # through the doubled top face, from above and from below
+    down = ix.query((40, 0, 20), -UP, 15.0)  # tip at z=5
+    assert down.at_tip == ["dup"]
+    assert [(round(iv.entry_depth, 3), round(iv.exit_depth, 3)) for iv in down.intervals] == [(10.0, 15.0)]
+    through = ix.query((40, 0, -5), UP, 20.0)  # tip at z=15, above it
+    assert through.at_tip == [] and [iv.exited for iv in through.intervals] == [True]
