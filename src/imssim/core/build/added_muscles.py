@@ -233,8 +233,8 @@ class HeightField:
         for sid in ids:
             s = atlas.structures[sid]
             m = trimesh.Trimesh(s.vertices, s.faces, process=False)
-            n = int(min(max(m.area / 4.0, 200), 60_000))
-            samp, _ = trimesh.sample.sample_surface_even(m, n, seed=1) if False else trimesh.sample.sample_surface(m, n, seed=1)
+            n = int(min(max(m.area / 6.0, 200), 30_000))
+            samp, _ = trimesh.sample.sample_surface(m, n, seed=1)
             pts += [s.vertices, samp]
         return np.vstack(pts) if pts else np.zeros((0, 3))
 
@@ -269,16 +269,31 @@ class HeightField:
         return cls("radial", lo, cell, H, axis)
 
     def _lookup(self, u, v):
-        iu = np.clip(np.floor((np.asarray(u) - self.lo[0]) / self.cell).astype(int), 0, self.H.shape[0] - 1)
-        iv = np.clip(np.floor((np.asarray(v) - self.lo[1]) / self.cell).astype(int), 0, self.H.shape[1] - 1)
-        # the outermost surface within one cell around the point
+        iu = np.floor((np.asarray(u) - self.lo[0]) / self.cell).astype(int)
+        iv = np.floor((np.asarray(v) - self.lo[1]) / self.cell).astype(int)
+        # the outermost surface within one cell around the point (nothing off the grid)
         best = np.full(np.shape(iu), -np.inf)
+        nu, nv = self.H.shape
         for du in (-1, 0, 1):
             for dv in (-1, 0, 1):
-                a = np.clip(iu + du, 0, self.H.shape[0] - 1)
-                b = np.clip(iv + dv, 0, self.H.shape[1] - 1)
-                best = np.maximum(best, self.H[a, b])
+                a, b = iu + du, iv + dv
+                ok = (a >= 0) & (a < nu) & (b >= 0) & (b < nv)
+                h = np.full(np.shape(iu), -np.inf)
+                h[ok] = self.H[a[ok], b[ok]]
+                best = np.maximum(best, h)
         return best
+
+    def snap(self, P: np.ndarray, clearance: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Move points (posterior mode) onto the surface + ``clearance``, by ``weight``
+        (0 keeps the point, 1 puts it on the surface); points with nothing under them stay."""
+        P = P.copy()
+        Q = P.reshape(-1, 3)
+        c = np.broadcast_to(clearance, P.shape[:-1]).reshape(-1)
+        w = np.broadcast_to(weight, P.shape[:-1]).reshape(-1)
+        h = self._lookup(Q[:, 0], Q[:, 2])
+        ok = np.isfinite(h)
+        Q[ok, 1] = Q[ok, 1] + w[ok] * (h[ok] + c[ok] - Q[ok, 1])
+        return Q.reshape(P.shape)
 
     def at(self, x, z, default=None):
         h = float(self._lookup(np.array([x]), np.array([z]))[0])
@@ -401,8 +416,8 @@ def _structures_with_prefix(atlas: Atlas, prefixes: list[str], side_sfx: str) ->
 
 
 def build_muscle(atlas: Atlas, key: str, e: dict, side: str, level: str | None, anchors: Anchors,
-                 fields: dict) -> Structure:
-    facts = all_muscles()[key]
+                 fields: dict, facts=None) -> Structure:
+    facts = (facts or all_muscles())[key]
     sfx = "r" if side == "right" else "l"
     origin = np.array([anchors.resolve(_expand_levels(a, level)) for a in e["origin"]])
     insertion = np.array([anchors.resolve(_expand_levels(a, level)) for a in e["insertion"]])
@@ -426,6 +441,11 @@ def build_muscle(atlas: Atlas, key: str, e: dict, side: str, level: str | None, 
         mid = O[:, None, :] * (1 - s)[None, :, None] + I[:, None, :] * s[None, :, None]
         thick = t * _profile(STATIONS)[None, :] * np.ones((nf, 1))
         if hf is not None:
+            if mode == "posterior" and e.get("snap", True):
+                # lie ON the layer below (not only outside it), the ends kept at the bone
+                w = np.clip(np.minimum(s, 1 - s) / 0.2, 0, 1)[None, :] * np.ones((nf, 1))
+                mid = hf.snap(mid, gap + thick / 2, w)
+                mid = _smooth_grid(mid, 2)
             for _ in range(2):
                 mid = hf.drape(mid, gap + thick / 2)
                 mid = _smooth_grid(mid, 1)
@@ -477,11 +497,12 @@ def add_muscles(atlas: Atlas, progress=lambda m, f: None) -> None:
     if not entries or not all(n in atlas for n in need):
         return
     anchors = {sd: Anchors(atlas, sd) for sd in ("right", "left")}
+    facts = all_muscles()
+    fields: dict = {}  # height fields, shared by muscles that lie on the same structures
     for i, (key, e) in enumerate(entries.items()):
         progress(f"added muscle {key}", i / len(entries))
         levels = e.get("levels") if e.get("segmental") else [None]
         for side in ("right", "left"):
-            fields: dict = {}
             for lv in levels:
-                s = build_muscle(atlas, key, e, side, lv, anchors[side], fields)
+                s = build_muscle(atlas, key, e, side, lv, anchors[side], fields, facts)
                 atlas.add(s)
