@@ -271,17 +271,22 @@ class HeightField:
     def _lookup(self, u, v):
         iu = np.floor((np.asarray(u) - self.lo[0]) / self.cell).astype(int)
         iv = np.floor((np.asarray(v) - self.lo[1]) / self.cell).astype(int)
-        # the outermost surface within one cell around the point (nothing off the grid)
-        best = np.full(np.shape(iu), -np.inf)
+        # the point's cell, or the outermost surface in the cells around it where that
+        # cell is empty (nothing off the grid)
         nu, nv = self.H.shape
+
+        def cell(a, b):
+            ok = (a >= 0) & (a < nu) & (b >= 0) & (b < nv)
+            h = np.full(np.shape(a), -np.inf)
+            h[ok] = self.H[a[ok], b[ok]]
+            return h
+
+        own = cell(iu, iv)
+        best = np.full(np.shape(iu), -np.inf)
         for du in (-1, 0, 1):
             for dv in (-1, 0, 1):
-                a, b = iu + du, iv + dv
-                ok = (a >= 0) & (a < nu) & (b >= 0) & (b < nv)
-                h = np.full(np.shape(iu), -np.inf)
-                h[ok] = self.H[a[ok], b[ok]]
-                best = np.maximum(best, h)
-        return best
+                best = np.maximum(best, cell(iu + du, iv + dv))
+        return np.where(np.isfinite(own), own, best)
 
     def snap(self, P: np.ndarray, clearance: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Move points (posterior mode) onto the surface + ``clearance``, by ``weight``
@@ -443,7 +448,7 @@ def build_muscle(atlas: Atlas, key: str, e: dict, side: str, level: str | None, 
         if hf is not None:
             if mode == "posterior" and e.get("snap", True):
                 # lie ON the layer below (not only outside it), the ends kept at the bone
-                w = np.clip(np.minimum(s, 1 - s) / 0.2, 0, 1)[None, :] * np.ones((nf, 1))
+                w = np.clip(np.minimum(s, 1 - s) / 0.1, 0, 1)[None, :] * np.ones((nf, 1))
                 mid = hf.snap(mid, gap + thick / 2, w)
                 mid = _smooth_grid(mid, 2)
             for _ in range(2):
