@@ -42,7 +42,7 @@ def _variant_id(kind: str, habitus: str) -> str:
     return f"{kind}@{habitus}"
 
 
-def _distance_field(atlas: Atlas, levels_max: float):
+def _distance_field(atlas: Atlas, levels_max: float, exact_max: float | None = None):
     import trimesh
     from scipy import ndimage
     from scipy.spatial import cKDTree
@@ -64,7 +64,8 @@ def _distance_field(atlas: Atlas, levels_max: float):
     occ[idx[:, 0], idx[:, 1], idx[:, 2]] = True
     D = ndimage.distance_transform_edt(~occ, sampling=VOXEL_MM).astype(np.float32)
     # exact distances in the band around the levels we contour
-    band = D < levels_max + 2 * VOXEL_MM
+    # exact distances only where a contour needs them (the grid margin still fits every level)
+    band = D < (levels_max if exact_max is None else exact_max) + 2 * VOXEL_MM
     bi = np.nonzero(band)
     centres = lo + np.column_stack(bi) * VOXEL_MM
     tree = cKDTree(P)
@@ -149,7 +150,8 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
 
     avg = FAT_MM["average"]
     progress("skin: distance field", 0.0)
-    D, lo = _distance_field(atlas, avg + SKIN_MM + 6 * VOXEL_MM)
+    D, lo = _distance_field(atlas, avg + SKIN_MM + 6 * VOXEL_MM,
+                            exact_max=max(avg + SKIN_MM, DEEP_MM + DEEP_CLOSE_MM) + VOXEL_MM)
     progress("skin: fields", 0.2)
     outer_avg = _level_field(D, avg + SKIN_MM)
     body = outer_avg < 0
