@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import re
 
 from hypothesis import HealthCheck, given, settings
@@ -113,16 +114,18 @@ def _check(issues):
         assert i.severity in ("error", "warning") and i.message
 
 
-FAST = settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@FAST
-@given(damaged())
-def test_damaged_documents_schema_only(doc):
-    _check(validate_file("<fuzz>", text=_dump(doc)))
+@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged(), st.booleans())
+def test_damaged_documents_schema_only(doc, block):
+    # block-style YAML, or JSON (flow style, also YAML): both paths of the position mapping
+    text = _dump(doc) if block else json.dumps(doc)
+    _check(validate_file("<fuzz>", text=text))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(doc=damaged())
 def test_damaged_documents_against_the_atlas(doc, atlas):
