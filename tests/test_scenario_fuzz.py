@@ -48,7 +48,7 @@ VALID = {
     "scoring": {"weights": {"targeting": 1, "safety": 1}, "pass_mark": 70},
 }
 
-ISSUE_RE = re.compile(r"^<fuzz>(:\d+:\d+)?: (warning: )?([\w.\[\]]+: )?\S.*$", re.S)
+ISSUE_RE = re.compile(r"^<fuzz>(:\d+:\d+)?: (warning: )?\S.*$")
 
 junk = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
@@ -110,7 +110,8 @@ def _check(issues):
         assert isinstance(i, ScenarioIssue)
         s = str(i)
         assert "Traceback" not in s
-        assert ISSUE_RE.match(s), s
+        assert ISSUE_RE.match(s) and "\n" not in s, s
+        s.encode("utf-8")  # printable on any UTF-8 terminal
         assert i.severity in ("error", "warning") and i.message
 
 
