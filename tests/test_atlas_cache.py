@@ -9,11 +9,16 @@ from imssim.core import store
 from imssim.core.atlas import Atlas, AtlasFileError
 
 
+@pytest.fixture(scope="module")
+def full_atlas(atlas):
+    return store.load_builtin(habitus=None)  # every habitus variant, as cached
+
+
 @pytest.fixture()
-def private_cache(tmp_path, monkeypatch, atlas):
+def private_cache(tmp_path, monkeypatch, full_atlas):
     monkeypatch.setenv("IMSSIM_CACHE_DIR", str(tmp_path))
     path = store.builtin_path()
-    atlas.save(path)  # seed with the session's atlas to avoid a rebuild
+    full_atlas.save(path)  # seed with the session's atlas to avoid a rebuild
     return path
 
 
@@ -29,7 +34,7 @@ def test_corrupt_cache_is_rebuilt(private_cache):
     with pytest.raises(AtlasFileError) as e:
         Atlas.load(private_cache)
     assert str(private_cache) in str(e.value)
-    a = store.load_builtin()
+    a = store.load_builtin(habitus=None)
     assert "gluteus_medius_r" in a
     # the file on disk is sound again
     assert len(Atlas.load(private_cache)) == len(a)
@@ -38,7 +43,7 @@ def test_corrupt_cache_is_rebuilt(private_cache):
 def test_truncated_cache_is_rebuilt(private_cache):
     data = private_cache.read_bytes()
     private_cache.write_bytes(data[: len(data) // 3])
-    a = store.load_builtin()
+    a = store.load_builtin(habitus=None)
     assert len(Atlas.load(private_cache)) == len(a)
 
 

@@ -88,8 +88,19 @@ def build_builtin(progress: Progress | None = None) -> Atlas:
     return atlas
 
 
-def load_builtin(progress: Progress | None = None, rebuild: bool = False) -> Atlas:
-    """The built-in atlas, from the cache if it is there and sound, else built and cached."""
+def load_builtin(progress: Progress | None = None, rebuild: bool = False, habitus: str | None = "average") -> Atlas:
+    """The built-in atlas, from the cache if it is there and sound, else built and cached.
+
+    ``habitus`` selects the body build (lean, average, obese) whose skin and fat appear as
+    ``skin`` and ``subcutaneous``; ``None`` returns every variant (``skin@lean``, ...).
+    """
+    from .build.skin import for_habitus
+
+    atlas = _load_builtin_full(progress, rebuild)
+    return atlas if habitus is None else for_habitus(atlas, habitus)
+
+
+def _load_builtin_full(progress: Progress | None = None, rebuild: bool = False) -> Atlas:
     path = builtin_path()
     if path.exists() and not rebuild:
         try:
@@ -154,14 +165,17 @@ def use_atlas(name: str) -> None:
     write_settings(s)
 
 
-def load_atlas(name: str | None = None, progress: Progress | None = None) -> Atlas:
+def load_atlas(name: str | None = None, progress: Progress | None = None, habitus: str | None = "average") -> Atlas:
     """Load an atlas by name (default: the selected one, normally the built-in atlas)."""
+    from .build.skin import for_habitus
+
     name = name or current_atlas_name()
     if name == BUILTIN:
-        return load_builtin(progress)
+        return load_builtin(progress, habitus=habitus)
     path = imported_path(name)
     if not path.exists():
         raise AtlasFileError(
             f"no atlas named {name!r} (looked for {path}); available: {', '.join(available_atlases())}"
         )
-    return Atlas.load(path)
+    atlas = Atlas.load(path)
+    return atlas if habitus is None else for_habitus(atlas, habitus)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..atlas import Atlas
-from . import landmarks, myosim
+from . import added_muscles, danger, landmarks, myosim, skin
 
 Progress = Callable[[str, float], None]
 
@@ -25,8 +25,22 @@ def _landmarks(atlas: Atlas, progress: Progress) -> None:
             atlas.add_landmark(lm)
 
 
+def _skin(atlas: Atlas, progress: Progress) -> None:
+    skin.add_skin(atlas, progress)
+
+
+def _added_muscles(atlas: Atlas, progress: Progress) -> None:
+    added_muscles.add_muscles(atlas, progress)
+
+
+def _danger(atlas: Atlas, progress: Progress) -> None:
+    danger.add_danger_structures(atlas, progress)
+
+
 #: Stages run in order after the myo-sim base; each adds to the atlas in place.
-STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks]
+#: Landmarks come first (they only need bones; the danger structures are placed by
+#: them), the skin last (it wraps every bone and muscle).
+STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _added_muscles, _danger, _skin]
 
 
 def build(progress: Progress = _noop) -> Atlas:
@@ -34,5 +48,9 @@ def build(progress: Progress = _noop) -> Atlas:
     for i, stage in enumerate(STAGES):
         progress(f"stage {stage.__name__.strip('_')}", 0.7 + 0.3 * i / max(len(STAGES), 1))
         stage(atlas, progress)
+    from .geometry import is_watertight
+
+    for s in atlas:  # recorded once here so every index built later can trust it
+        s.meta["watertight"] = bool(is_watertight(s.vertices, s.faces))
     progress("done", 1.0)
     return atlas

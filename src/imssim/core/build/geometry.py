@@ -192,6 +192,17 @@ def union(meshes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.n
     return np.asarray(out.vert_properties[:, :3], dtype=np.float64), np.asarray(out.tri_verts, dtype=np.int32)
 
 
+def simplify_manifold(vertices: np.ndarray, faces: np.ndarray, tolerance_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Simplify a closed mesh within ``tolerance_mm``, keeping it a closed manifold."""
+    import manifold3d as m3d
+
+    man = m3d.Manifold(m3d.Mesh(vert_properties=np.asarray(vertices, np.float32), tri_verts=np.asarray(faces, np.uint32)))
+    if man.status() != m3d.Error.NoError:
+        raise ValueError(f"mesh is not a valid manifold: {man.status()}")
+    out = man.simplify(tolerance_mm).to_mesh()
+    return np.asarray(out.vert_properties[:, :3], dtype=np.float64), np.asarray(out.tri_verts, dtype=np.int32)
+
+
 def smooth(vertices: np.ndarray, faces: np.ndarray, iterations: int = 6) -> np.ndarray:
     """Taubin smoothing (no shrinkage) of a mesh's vertices; topology is unchanged, so a
     watertight mesh stays watertight. Softens the seams of fascicle unions."""
