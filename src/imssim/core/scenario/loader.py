@@ -130,13 +130,19 @@ def _is_tag(part) -> bool:
     return isinstance(part, str) and (part in ("multiple_choice", "pick_structure") or any(c in part for c in "[]()"))
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def format_path(parts: tuple) -> str:
+    """``patient.findings[0].locus``; odd keys are quoted: ``patient['my key']``."""
     out = ""
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        else:
+        elif _NAME.match(str(p)):
             out += ("." if out else "") + str(p)
+        else:
+            out += f"[{str(p)!r}]"
     return out
 
 
@@ -146,6 +152,7 @@ class _Unsafe(Exception):
         self.node, self.msg = node, msg
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null")}
 
 
@@ -166,6 +173,9 @@ def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> 
         if isinstance(node, CommentedMap):
             if getattr(node, "merge", None):
                 raise _Unsafe((parent, key), "YAML merge keys (<<) are not allowed in a scenario")
+            for k in node:
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    raise _Unsafe((parent, key), "a key holds an invalid character (an unpaired UTF-16 surrogate escape)")
             return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): _plain(v, seen, depth + 1, node, k)
                     for k, v in node.items()}
         return [_plain(v, seen, depth + 1, node, i) for i, v in enumerate(node)]
@@ -179,6 +189,8 @@ def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> 
             raise _Unsafe((parent, key), "numbers must be finite (not .inf or .nan)")
         return f
     if isinstance(node, str):
+        if _SURROGATE.search(node):
+            raise _Unsafe((parent, key), "text holds an invalid character (an unpaired UTF-16 surrogate escape)")
         return str(node)
     kind = type(node).__name__
     hint = "; put it in quotes if it is text" if kind in ("date", "datetime") else ""
