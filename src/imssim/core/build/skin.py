@@ -133,6 +133,21 @@ def _shell(outer, inner) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([vo, vi]), np.vstack([fo, fi[:, ::-1] + len(vo)]).astype(np.int32)
 
 
+def _refine_signed_distance(sd: np.ndarray, lo: np.ndarray, surface, band: float) -> np.ndarray:
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    v, f = surface
+    m = trimesh.Trimesh(v, f, process=False)
+    samp, _ = trimesh.sample.sample_surface(m, int(m.area / SAMPLE_MM**2), seed=0)
+    tree = cKDTree(np.vstack([v, samp]))
+    idx = np.nonzero(np.abs(sd) < band)
+    d, _ = tree.query(lo + np.column_stack(idx) * VOXEL_MM, workers=-1)
+    out = sd.copy()
+    out[idx] = np.sign(sd[idx]) * d
+    return out
+
+
 #: The fat's deep surface stays at least this far inside the skin's inner surface.
 DEEP_MARGIN_MM = 1.0
 
@@ -155,10 +170,13 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
     progress("skin: fields", 0.2)
     outer_avg = _level_field(D, avg + SKIN_MM)
     body = outer_avg < 0
-    # signed distance to the average body surface (positive outside)
+    # signed distance to the average body surface (positive outside): the voxel EDT of
+    # the body mask, refined near the surface by exact distances to the average skin mesh
+    # (the voxel EDT alone is off by up to half a voxel, which made the skin's thickness vary)
     sd = (ndimage.distance_transform_edt(~body, sampling=VOXEL_MM)
           - ndimage.distance_transform_edt(body, sampling=VOXEL_MM)).astype(np.float32)
-    sd = ndimage.gaussian_filter(sd, 0.7)
+    avg_outer = _contour_field(outer_avg, lo, SIMPLIFY_MM)
+    sd = _refine_signed_distance(sd, lo, avg_outer, band=max(abs(FAT_MM[h] - avg) for h in HABITUS) + 2 * VOXEL_MM)
     fields = {"average": (outer_avg, _level_field(D, avg))}
     for h in ("lean", "obese"):
         delta = FAT_MM[h] - avg
@@ -167,7 +185,7 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
     for i, h in enumerate(HABITUS):
         progress(f"skin: {h} build", 0.3 + 0.23 * i)
         outer_phi, inner_phi = fields[h]
-        out_s = _contour_field(outer_phi, lo, SIMPLIFY_MM)
+        out_s = avg_outer if h == "average" else _contour_field(outer_phi, lo, SIMPLIFY_MM)
         in_s = _contour_field(inner_phi, lo, SIMPLIFY_MM)
         deep_s = _contour_field(np.maximum(deep, inner_phi + DEEP_MARGIN_MM), lo, DEEP_SIMPLIFY_MM)
         fat = FAT_MM[h]
