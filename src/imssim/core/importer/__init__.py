@@ -193,8 +193,11 @@ def import_atlas(
     fit = align(structures, reference, man, M)
     T = Similarity(np.array(fit["transform"]["matrix"]), np.array(fit["transform"]["translation_mm"]),
                    fit["transform"]["scale"])
+    segs = segment_fit(structures, reference, T, man) if man.align.method == "icp" else {}
+    fit["segments"] = {k: {"structures": v[1], "transform": v[0].as_dict(), "rms_mm": v[2]} for k, v in segs.items()}
+    by_struct = {sid: tr for tr, ids, _ in segs.values() for sid in ids}
     for s in structures:
-        s.vertices = T.apply(s.vertices)
+        s.vertices = by_struct.get(s.id, T).apply(s.vertices)
 
     progress("measuring the fit", 0.8)
     atlas = Atlas(name, structures, attributions=[Attribution(a.source, a.licence, a.attribution, a.url)
@@ -267,6 +270,41 @@ def align(structures: list[Structure], reference: Atlas, man: Manifest, M: np.nd
     out["transform"] = T.as_dict()
     out["rms_mm"] = rms
     out["iterations"] = its
+    return out
+
+
+#: Body segments refined separately after the global fit (a different pose of the hip or
+#: knee cannot be matched by one rigid transform): regions -> segment.
+SEGMENT_OF_REGION = {"pelvis": "pelvis", "gluteal": "pelvis", "lumbar": "pelvis", "thigh": "thigh", "leg": "leg",
+                     "foot": "leg"}
+
+
+def segment_fit(structures, reference, T, man) -> dict:
+    """Per body segment (pelvis, thigh, leg), a rigid refinement of the global fit by ICP.
+
+    Bones with no region are put in the segment of their built-in counterpart's region.
+    The global scale is kept. Returns {segment: (transform, structure ids, rms)}.
+    """
+    groups: dict[str, list] = {}
+    for s in structures:
+        m = s.meta.get("match", s.id)
+        if m not in reference.structures:
+            continue
+        seg = SEGMENT_OF_REGION.get(s.region or reference.structures[m].region)
+        if seg is None and s.kind == "bone":
+            seg = {"fibula": "leg", "tibia": "leg", "femur": "thigh", "patella": "leg"}.get(m.split("_")[0])
+        if seg:
+            groups.setdefault(seg, []).append((s, reference.structures[m]))
+    out = {}
+    for seg, pairs in groups.items():
+        if len(pairs) < 2:
+            continue
+        sets = [(surface_points(a.vertices, a.faces, 400, seed=k), surface_points(b.vertices, b.faces, 3000, seed=k))
+                for k, (a, b) in enumerate(pairs)]
+        # rigid about the global fit: solve in the globally-mapped frame, scale fixed
+        mapped = [(T.apply(a), b) for a, b in sets]
+        Tg, rms, _ = icp(mapped, Similarity.identity(), False, man.align.iterations)
+        out[seg] = (T.then(Tg), [a.id for a, _ in pairs], rms)
     return out
 
 
