@@ -164,3 +164,26 @@ def test_fetch_from_a_local_folder_checks_sha256(tmp_path):
     (fake / "VHM_Right_Muscle_Piriformis_smooth.stl").write_bytes(b"not it")
     with pytest.raises(FetchError, match="VHM_Right_Muscle_Piriformis_smooth.stl"):
         fetch_vhm(tmp_path / "b", mirror=str(fake), only=["VHM_Right_Muscle_Piriformis_smooth.stl"])
+
+
+def test_needle_queries_run_unchanged_on_the_imported_atlas(vhm):
+    """The traversal engine takes an imported atlas like the built-in one (no skin here)."""
+    from imssim.core.traversal import TissueIndex
+
+    idx = TissueIndex(vhm)
+    gm = vhm.get("gluteus_medius_r")
+    c = gm.centroid
+    # from 150 mm behind the gluteus medius centroid, straight anterior (-Y in LPS)
+    hit = idx.snap_to_skin(c + [0, 150.0, 0], [0, -1.0, 0])
+    assert hit is not None and not hit.on_skin  # no skin in this atlas: first surface hit
+    tr = idx.query(c + [0, 150.0, 0], [0, -1.0, 0], 150.0)
+    assert "gluteus_medius_r" in tr.at_tip
+    assert "gluteus_medius_r" in tr.layers
+    assert idx.structures_at(c) and "gluteus_medius_r" in idx.structures_at(c)
+    # lateral to medial into the leg, 40 % of the way from fibular head to malleolus:
+    # through fibularis longus onto the fibula (landmarks found on the imported bone)
+    fh, lm = vhm.landmark("fibular_head_r").xyz, vhm.landmark("lateral_malleolus_r").xyz
+    mid = 0.6 * fh + 0.4 * lm
+    tr2 = idx.query(mid + [-80.0, 0, 0], [1.0, 0, 0], 120.0)
+    assert tr2.layers[0] == "fibularis_longus_r"
+    assert tr2.bone_contact is not None and tr2.bone_contact.structure == "fibula_r"
