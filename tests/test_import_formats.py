@@ -152,3 +152,17 @@ def test_bodyparts3d_import_end_to_end(tmp_path, atlas):
     assert all(d["centroid_distance_mm"] < 1.0 for d in fit["structures"].values())
     assert a.get("gluteus_medius_r").meta["fma_id"] == "FMA9000"
     assert fit["structures"]["piriformis_r"]["dice"] > 0.9
+
+
+def test_docs_manifest_example_validates():
+    import re
+    from pathlib import Path
+
+    from imssim.core.data import safe_yaml
+    from imssim.core.importer import validate
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    man = validate(safe_yaml().load(block), "docs/import.md")
+    assert man.frame.axes == "LAI" and len(man.structures) == 3
+    assert man.structures[1].innervation.roots == ["S1", "S2"]
