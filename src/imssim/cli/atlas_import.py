@@ -33,7 +33,8 @@ def _progress():
     return _progress_cb()
 
 
-def _print_fit(name: str, fit: dict, out=sys.stdout) -> None:
+def _print_fit(name: str, fit: dict, out=None) -> None:
+    out = out or sys.stdout
     t = fit.get("transform", {})
     rms = fit.get("rms_mm")
     print(f"atlas {name}: aligned by {fit.get('method')} ({fit.get('init')}), scale {t.get('scale', 1):.3f}, "
