@@ -187,3 +187,31 @@ def test_needle_queries_run_unchanged_on_the_imported_atlas(vhm):
     tr2 = idx.query(mid + [-80.0, 0, 0], [1.0, 0, 0], 120.0)
     assert tr2.layers[0] == "fibularis_longus_r"
     assert tr2.bone_contact is not None and tr2.bone_contact.structure == "fibula_r"
+
+
+def test_filled_atlas_runs_every_library_scenario(atlas):
+    """Filled with the built-in body, the imported atlas validates every shipped scenario
+    and derives the S1 case's targets on the imported piriformis."""
+    from imssim.core import store
+    from imssim.core.importer import import_atlas
+    from imssim.core.scenario import library, load_scenario, validate_file
+    from imssim.core.scenario.targets import derive_targets
+
+    import_atlas(_vhm_dir() / "meshes", name="vhm-filled", profile="vhm", reference=atlas, fill="builtin")
+    a = store.load_atlas("vhm-filled")  # habitus view, like any run
+    assert a.get("piriformis_r").meta.get("from") is None  # imported
+    assert a.get("vertebra_L5").meta["from"] == "builtin" and "skin" in a
+    assert a.landmark("L5_spinous").position == atlas.landmark("L5_spinous").position
+    n_clean = 0
+    for p in library():
+        # exactly the problems the built-in atlas has with it (none once every structure exists)
+        errs = {(i.path, i.line) for i in validate_file(p, a) if i.severity == "error"}
+        ref = {(i.path, i.line) for i in validate_file(p, atlas) if i.severity == "error"}
+        assert errs == ref, (p.name, sorted(errs ^ ref)[:3])
+        n_clean += not errs
+    assert n_clean >= 3
+    sc = load_scenario(next(p for p in library() if p.name.startswith("s1-")), a)
+    targets = derive_targets(sc, a)
+    ids = {t.structure for t in targets}
+    assert {"piriformis_r", "gluteus_maximus_r", "multifidus_L5_r"} <= ids  # imported + filled in
+    assert a.get("piriformis_r").meta.get("from") is None

@@ -56,7 +56,7 @@ def cmd_import(args) -> int:
     from ..core.importer import import_atlas
 
     atlas = import_atlas(args.manifest, name=args.name, profile=args.profile, progress=_progress(),
-                         parts_list=args.parts_list)
+                         parts_list=args.parts_list, fill=args.fill)
     s = atlas.summary()
     print(f"imported {s['structures']} structures, {s['landmarks']} landmarks into atlas {atlas.name!r} "
           f"({store.imported_path(atlas.name)})")
@@ -74,6 +74,7 @@ def cmd_fetch(args) -> int:
     print(f"{len(files)} files checked (sha256) in {dest}")
     if args.do_import:
         args.manifest, args.profile, args.name, args.parts_list = str(dest), "vhm", args.dataset, None
+        args.fill = args.fill
         return cmd_import(args)
     print(f"import them with: imssim atlas import {dest} --profile vhm --name {args.dataset}")
     return 0
@@ -117,6 +118,8 @@ def add_actions(asub) -> None:
     p.add_argument("--name", help="atlas name (default: the manifest's name)")
     p.add_argument("--profile", choices=["vhm", "bodyparts3d"], help="dataset profile naming the files")
     p.add_argument("--parts-list", help="BodyParts3D parts list (default: found in the folder)")
+    p.add_argument("--fill", choices=["none", "builtin"], help="add the built-in structures the dataset lacks "
+                                                               "(default: the manifest's fill, else none)")
     p.set_defaults(func=cmd_import)
     p = asub.add_parser("fetch", help="download an open dataset (sha256-checked)")
     p.add_argument("dataset", choices=["vhm-lowerlimb"])
@@ -124,6 +127,8 @@ def add_actions(asub) -> None:
                                     "else the pinned GitHub URLs)")
     p.add_argument("--dest", help="where to put the files (default: the imssim cache)")
     p.add_argument("--import", dest="do_import", action="store_true", help="import them as an atlas afterwards")
+    p.add_argument("--fill", choices=["none", "builtin"], default=None,
+                   help="with --import: add the built-in structures the dataset lacks")
     p.set_defaults(func=cmd_fetch)
     p = asub.add_parser("use", help="select the atlas later runs use")
     p.add_argument("name")

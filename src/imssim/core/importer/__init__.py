@@ -102,6 +102,7 @@ def import_atlas(
     progress: Progress | None = None,
     save: bool = True,
     parts_list: str | Path | None = None,
+    fill: str | None = None,
 ) -> Atlas:
     """Import an atlas from a manifest file (or, with a ``profile``, a dataset folder).
 
@@ -206,11 +207,16 @@ def import_atlas(
     fit["cleanup"] = clean_reports
     fit["decimate_target"] = man.decimate
 
+    fill = fill or man.fill
+    if fill == "builtin":
+        progress("filling in from the built-in atlas", 0.9)
+        fill_from_builtin(atlas)
     progress("landmarks", 0.95)
     add_landmarks(atlas, reference)
     atlas.meta.update({
         "imported": True,
         "profile": prof,
+        "fill": fill,
         "frame": {"units": man.frame.units, "axes": man.frame.axes},
         "fit": fit,
         "description": man.description,
@@ -324,6 +330,30 @@ def per_structure_fit(atlas: Atlas, reference: Atlas, overlap: bool = True) -> d
     return res
 
 
+def fill_from_builtin(atlas: Atlas) -> None:
+    """Add every built-in structure (all habitus variants of skin and fat too) the atlas lacks.
+
+    Used where a dataset covers part of the body: the imported structures replace their
+    built-in counterparts, the rest of the body is the built-in one, marked
+    ``meta['from'] = 'builtin'``. The built-in skin was made around the built-in muscles, so
+    a bulkier imported muscle may reach through it; the fit report shows how far they differ.
+    """
+    from .. import store
+
+    full = store.load_builtin(habitus=None)
+    have = set(atlas.structures)
+    for s in full:
+        base = s.id.split("@", 1)[0]
+        if s.id in have or base in have:
+            continue
+        atlas.add(Structure(s.id, s.name, s.kind, s.side, s.region, s.vertices, s.faces, level=s.level,
+                            muscle=s.muscle, innervation=s.innervation, harm=s.harm, source=s.source,
+                            aliases=s.aliases, meta={**s.meta, "from": "builtin"}))
+    for a in full.attributions:
+        if a not in atlas.attributions:
+            atlas.attributions.append(a)
+
+
 def add_landmarks(atlas: Atlas, reference: Atlas) -> None:
     """Landmarks on the aligned atlas.
 
@@ -336,6 +366,9 @@ def add_landmarks(atlas: Atlas, reference: Atlas) -> None:
     """
     from ..build.landmarks import find_landmarks
 
+    for lm in reference.landmarks.values():  # bones that came from the built-in atlas: exact
+        if lm.structure in atlas.structures and atlas.structures[lm.structure].meta.get("from") == "builtin":
+            atlas.add_landmark(lm)
     for lm in find_landmarks(atlas):
         if lm.id not in atlas.landmarks:
             atlas.add_landmark(lm)

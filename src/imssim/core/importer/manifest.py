@@ -157,6 +157,9 @@ class Manifest(_Strict):
     #: target triangle count per structure; meshes above it are decimated (0: never)
     decimate: int = Field(default=4000, ge=0)
     align: AlignSpec = Field(default_factory=AlignSpec)
+    #: "builtin": add every built-in structure the import lacks (skin, spine, ...), so
+    #: scenarios written for the whole body run on a partial dataset
+    fill: Literal["none", "builtin"] = "none"
     structures: list[StructureSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
