@@ -365,3 +365,13 @@ def load_session_scenario(path_or_id, atlas):
 
 
 __all__ = ["Session", "SessionError", "PalpationFinding", "grade_placements", "apply_action", "Path"]
+
+
+def open_case(scenario=None, atlas_name: str | None = None, progress=None):
+    """(atlas, scenario) for a scenario path or library id, with the patient's body build."""
+    from . import store
+    from .scenario import load_scenario
+
+    bare = load_scenario(scenario)  # schema only: learn the habitus
+    atlas = store.load_atlas(atlas_name, progress=progress, habitus=bare.patient.habitus)
+    return atlas, load_scenario(scenario, atlas)
