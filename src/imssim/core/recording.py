@@ -67,7 +67,8 @@ class Recording:
 
     @property
     def events(self) -> list[dict]:
-        return [r for r in self.records if r.get("type") == "event"]
+        """Event records as ``Event.to_dict()`` gives them (without the ``type`` key)."""
+        return [{k: v for k, v in r.items() if k != "type"} for r in self.records if r.get("type") == "event"]
 
     @property
     def poses(self) -> list[dict]:
