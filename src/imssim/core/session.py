@@ -102,7 +102,8 @@ class Session:
         for e in events:
             self.events.append(e)
             self.scorer.add_event(e)
-            self._record({"type": "event", **e.to_dict()})
+            if self.recorder is not None:
+                self._record({"type": "event", **e.to_dict()})
             for cb in self.listeners:
                 cb(e)
 
@@ -333,28 +334,49 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     D = np.array([sp.placement.direction for sp in specs], float).reshape(n, 3)
     dep = np.array([sp.placement.depth for sp in specs], float)
     br = index.query_batch(E, D, dep)
-    clear = {}
-    for di, (tree, _lo, _hi) in index._danger.items():
-        dist, _ = tree.query(br.tip, distance_upper_bound=100.0)
-        clear[di] = dist
     ids, kinds, harm = index.ids, index.kinds, index.harm
     phys, scorer = s.physiology, s.scorer
+    dnames = [ids[di] for di in index._danger]
+    dharm = [harm[di] for di in index._danger]
+    clear = np.full((len(dnames), n), np.inf)
+    for j, (tree, lo, hi) in enumerate(index._danger.values()):
+        # only tips within 100 mm of the structure's box can be within 100 mm of it
+        m = np.nonzero(np.all((br.tip > lo - 100.0) & (br.tip < hi + 100.0), axis=1))[0]
+        if len(m):
+            # approximate first (within a factor 1.5), exact where it matters (< 30 mm)
+            d, _ = tree.query(br.tip[m], distance_upper_bound=100.0, eps=0.5)
+            close = d < 30.0
+            if close.any():
+                d[close], _ = tree.query(br.tip[m[close]], distance_upper_bound=100.0)
+            clear[j, m] = d
+    fin = np.isfinite(clear)
+    tip_l = br.tip_structure.tolist()
+    bone_l = br.bone_contact.tolist()
+    breach_l = br.breach.tolist()
+    bdepth_l = br.breach_depth.tolist()
+    depth_l = br.depth.tolist()
+    times = [sp.t if sp.t is not None else float(k) for k, sp in enumerate(specs)]
+    near = [np.nonzero(fin[:, k])[0].tolist() if fin[:, k].any() else [] for k in range(n)] if len(dnames) else [[]] * n
     for k in range(n):
-        t = specs[k].t if specs[k].t is not None else float(k)
-        ts = int(br.tip_structure[k])
+        t = times[k]
+        ts = tip_l[k]
         tip_id = ids[ts] if ts >= 0 else None
-        bone = ids[int(br.bone_contact[k])] if br.bone_contact[k] >= 0 else None
+        bone = ids[bone_l[k]] if bone_l[k] >= 0 else None
         breaches = []
-        if br.breach[k] >= 0:
-            b = int(br.breach[k])
-            breaches.append((ids[b], harm[b], float(br.breach_depth[k])))
-        cl = {ids[di]: (harm[di], 0.0 if (ids[di] in [x[0] for x in breaches] or tip_id == ids[di]) else float(v[k]))
-              for di, v in clear.items() if np.isfinite(v[k])}
-        smp = PoseSample(t, k, "insert", E[k], D[k], float(br.depth[k]), br.tip[k], tip_id,
+        if breach_l[k] >= 0:
+            b = breach_l[k]
+            breaches.append((ids[b], harm[b], bdepth_l[k]))
+        cl = {}
+        for j in near[k]:
+            nm = dnames[j]
+            cl[nm] = (dharm[j], 0.0 if (nm == tip_id or (breaches and breaches[0][0] == nm)) else float(clear[j, k]))
+        smp = PoseSample(t, k, "insert", E[k], D[k], depth_l[k], br.tip[k], tip_id,
                          kinds[ts] if ts >= 0 else None, [], bone, breaches, cl)
         s.samples.append(smp)
         scorer.add_sample(smp)
-        s._emit(phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches))
+        ev = phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches)
+        if ev:
+            s._emit(ev)
     return s.finish(t=float(n))
 
 

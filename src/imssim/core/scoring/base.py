@@ -63,9 +63,8 @@ class Context:
     loci: list  # physiology.Locus
     watched: set[str] | None = None  # danger structures watched (None: all with a harm)
 
-    @property
-    def target_ids(self) -> dict:
-        return {t.structure: t for t in self.targets}
+    def __post_init__(self):
+        self.target_ids = {t.structure: t for t in self.targets}  # structure id -> ResolvedTarget
 
     def watched_breach(self, structure: str) -> bool:
         return self.watched is None or structure in self.watched
