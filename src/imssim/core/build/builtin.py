@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..atlas import Atlas
-from . import danger, landmarks, myosim, skin
+from . import added_muscles, danger, landmarks, myosim, skin
 
 Progress = Callable[[str, float], None]
 
@@ -29,6 +29,10 @@ def _skin(atlas: Atlas, progress: Progress) -> None:
     skin.add_skin(atlas, progress)
 
 
+def _added_muscles(atlas: Atlas, progress: Progress) -> None:
+    added_muscles.add_muscles(atlas, progress)
+
+
 def _danger(atlas: Atlas, progress: Progress) -> None:
     danger.add_danger_structures(atlas, progress)
 
@@ -36,7 +40,7 @@ def _danger(atlas: Atlas, progress: Progress) -> None:
 #: Stages run in order after the myo-sim base; each adds to the atlas in place.
 #: Landmarks come first (they only need bones; the danger structures are placed by
 #: them), the skin last (it wraps every bone and muscle).
-STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _danger, _skin]
+STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _added_muscles, _danger, _skin]
 
 
 def build(progress: Progress = _noop) -> Atlas:

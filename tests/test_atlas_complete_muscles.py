@@ -1,0 +1,240 @@
+"""The completed atlas (issue #3): added neck, upper-back, shoulder-girdle and deep gluteal
+muscles, their metadata, their layering along posterior needle paths, and published
+depths over the thorax for two body builds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imssim.core import store
+from imssim.core.atlas import segment_range
+from imssim.core.build.geometry import is_watertight
+from imssim.core.traversal import TissueIndex
+
+PLANNED = [
+    "trapezius_upper", "trapezius_middle", "trapezius_lower", "levator_scapulae", "rhomboid_major",
+    "rhomboid_minor", "splenius_capitis", "semispinalis_capitis", "scalenes", "serratus_anterior",
+    "quadratus_femoris", "gemelli", "obturator_internus",
+]
+MF_LEVELS = segment_range("C3", "C7") + segment_range("T1", "T12")
+ERECTOR = ("longissimus", "iliocostalis")
+
+
+@pytest.fixture(scope="module")
+def index(atlas):
+    return TissueIndex(atlas)
+
+
+@pytest.fixture(scope="module")
+def obese_index():
+    return TissueIndex(store.load_builtin(habitus="obese"))
+
+
+def posterior_ray(ix: TissueIndex, x: float, z: float, depth: float = 200.0):
+    """A needle from behind, straight anterior, entering at the skin above (x, z)."""
+    hit = ix.snap_to_skin(np.array([x, 800.0, z]), [0.0, -1.0, 0.0])
+    assert hit is not None, (x, z)
+    return ix.query(hit.point, [0.0, -1.0, 0.0], depth)
+
+
+def muscles_in_order(tr) -> list[str]:
+    out = []
+    for iv in tr.intervals:
+        if iv.kind == "muscle" and (not out or out[-1] != iv.structure):
+            out.append(iv.structure)
+    return out
+
+
+def first_index(names: list[str], prefix: str | tuple) -> int:
+    for i, n in enumerate(names):
+        if n.startswith(prefix):
+            return i
+    raise AssertionError(f"no {prefix} in {names}")
+
+
+# -- metadata --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sfx,side", [("r", "right"), ("l", "left")])
+def test_added_muscles_exist_with_metadata(atlas, sfx, side):
+    for stem in PLANNED:
+        s = atlas.get(f"{stem}_{sfx}")
+        assert s.kind == "muscle" and s.side == side, s.id
+        assert s.muscle and s.innervation and s.innervation.roots and s.innervation.source, s.id
+        assert s.name.startswith(side), s.name
+        assert s.region in ("cervical", "thoracic", "gluteal"), (s.id, s.region)
+        assert s.volume > 1000, (s.id, s.volume)  # a real volume, outward-facing
+    trap = atlas.get(f"trapezius_upper_{sfx}")
+    assert trap.muscle == "trapezius" and "accessory" in trap.innervation.nerve
+    assert atlas.get(f"serratus_anterior_{sfx}").innervation.nerve == "long thoracic nerve"
+    assert atlas.get(f"rhomboid_major_{sfx}").innervation.dominant == "C5"
+    # segmental multifidus: one structure per level, supplied by that level only
+    for lv in MF_LEVELS:
+        m = atlas.get(f"multifidus_{lv}_{sfx}")
+        assert m.level == lv and m.muscle == "multifidus" and m.innervation.roots == (lv,)
+        assert m.name == f"{side} multifidus {lv}"
+
+
+def test_segment_lookup_finds_the_added_muscles(atlas):
+    t4 = {s.id for s in atlas.muscles_for_segment("T4")}
+    assert {"multifidus_T4_r", "multifidus_T4_l"} <= t4
+    c5 = {s.id for s in atlas.muscles_for_segment("C5")}
+    assert {"multifidus_C5_r", "rhomboid_major_r", "levator_scapulae_l", "serratus_anterior_r"} <= c5
+    s1 = {s.id for s in atlas.muscles_for_segment("S1")}
+    assert {"obturator_internus_r", "gemelli_l"} <= s1
+
+
+def test_multifidus_levels_descend_in_order(atlas):
+    z = [atlas.get(f"multifidus_{lv}_r").centroid[2] for lv in MF_LEVELS]
+    assert all(a > b for a, b in zip(z, z[1:])), z
+    for lv in MF_LEVELS:  # each beside its own spine, not floating: within 35 mm of the midline
+        c = atlas.get(f"multifidus_{lv}_r").centroid
+        assert -35 < c[0] < 0
+
+
+def test_added_meshes_watertight(atlas):
+    added = [s for s in atlas if s.meta.get("added")]
+    assert len(added) == 2 * (len(PLANNED) + len(MF_LEVELS))
+    for s in added:
+        assert is_watertight(s.vertices, s.faces), s.id
+
+
+def test_sheets_lie_on_bone_not_floating(atlas):
+    # the rhomboid's deep surface is close to the ribs/erector spinae below it
+    rib = atlas.get("ribcage")
+    import trimesh
+
+    rh = atlas.get("rhomboid_major_r")
+    pts = rh.vertices[(rh.vertices[:, 0] < -30) & (rh.vertices[:, 0] > -50)]
+    assert len(pts)
+    _, dist, _ = trimesh.proximity.closest_point(trimesh.Trimesh(rib.vertices, rib.faces, process=False), pts)
+    assert np.median(dist) < 25.0
+    # serratus anterior wraps the lateral thorax, outside the ribs
+    sa = atlas.get("serratus_anterior_r").vertices
+    assert sa[:, 0].min() < rib.vertices[:, 0].min() + 5
+
+
+# -- layering along posterior needle paths ----------------------------------------------
+
+
+def test_layering_at_c6(atlas, index):
+    z = atlas.landmark("C6_spinous").xyz[2]
+    tr = posterior_ray(index, -15.0, z)
+    kinds = [iv.kind for iv in tr.intervals]
+    assert kinds[:2] == ["skin", "subcutaneous"]
+    order = muscles_in_order(tr)
+    assert order[0].startswith("trapezius_upper_r"), order
+    deep = first_index(order, ("splenius_capitis_r", "semispinalis_capitis_r"))
+    mf = first_index(order, "multifidus_C")
+    assert 0 < deep < mf, order
+    assert order[-1].startswith("multifidus_C"), order  # multifidus deepest, on the lamina
+    assert tr.bone_contact is not None and tr.bone_contact.structure == "cervical_spine"
+
+
+def test_layering_at_t4(atlas, index):
+    z = atlas.get("vertebra_T4").centroid[2]
+    tr = posterior_ray(index, -20.0, z)
+    kinds = [iv.kind for iv in tr.intervals]
+    assert kinds[:2] == ["skin", "subcutaneous"]
+    order = muscles_in_order(tr)
+    assert order[0].startswith("trapezius_"), order
+    rh = first_index(order, "rhomboid_")
+    deep = first_index(order, ("multifidus_T",) + ERECTOR)
+    assert 0 < rh < deep, order
+    assert tr.bone_contact is not None and tr.bone_contact.structure.startswith("vertebra_T")
+    assert not tr.breaches
+
+
+def test_layering_at_l4(atlas, index):
+    z = atlas.get("vertebra_L4").centroid[2]
+    tr = posterior_ray(index, -15.0, z)
+    kinds = [iv.kind for iv in tr.intervals]
+    assert kinds[:2] == ["skin", "subcutaneous"]
+    order = muscles_in_order(tr)
+    assert order and all(m.startswith(("multifidus_L",) + ERECTOR) for m in order), order
+    assert any(m.startswith("multifidus_L") for m in order)
+    assert tr.bone_contact is not None and tr.bone_contact.structure == "vertebra_L4"
+
+
+# -- published depths over the thorax ----------------------------------------------------
+
+
+def _rhomboid_region(atlas):
+    """Entry points between the scapula's medial border and the spine, at T3-T5."""
+    mb = atlas.landmark("scapula_medial_border_r").xyz
+    zs = [atlas.get(f"vertebra_T{k}").centroid[2] for k in (3, 4, 5)]
+    return [(x, z) for z in zs for x in (mb[0] + 15.0, mb[0] + 24.0)]
+
+
+def _depths(ix, pts):
+    first_muscle, pleura = [], []
+    for x, z in pts:
+        tr = posterior_ray(ix, x, z, 80.0)
+        m = [iv for iv in tr.intervals if iv.kind == "muscle"]
+        if m:
+            first_muscle.append(m[0].entry_depth)
+        b = [b for b in tr.breaches if b.harm == "pneumothorax"]
+        if b:
+            pleura.append(b[0].depth)
+    return np.array(first_muscle), np.array(pleura)
+
+
+def test_rhomboid_region_depths_match_published_ranges(atlas, index, obese_index):
+    pts = _rhomboid_region(atlas)
+    m_avg, p_avg = _depths(index, pts)
+    m_ob, p_ob = _depths(obese_index, pts)
+    assert len(m_avg) == len(pts) and len(p_avg) >= len(pts) // 2
+    # skin-to-muscle 1.2 +/- 0.2 cm at normal BMI, 1.8 cm in obesity (Ann Rehabil Med 2014;38:72)
+    assert 9.0 <= np.median(m_avg) <= 16.0, m_avg
+    assert 14.0 <= np.median(m_ob) <= 22.0, m_ob
+    assert np.median(m_ob) - np.median(m_avg) >= 3.0
+    # skin-to-pleura: the rib (2.1 +/- 0.4 cm) plus the rib's thickness -> about 2-4 cm
+    assert 20.0 <= np.median(p_avg) <= 42.0, p_avg
+    assert np.median(p_ob) > np.median(p_avg) + 3.0, (p_avg, p_ob)
+
+
+def test_t4_paraspinal_pleura_depth(atlas, index, obese_index):
+    z = atlas.get("vertebra_T4").centroid[2]
+    pts = [(-35.0, z), (-40.0, z), (-45.0, z)]
+    _, p_avg = _depths(index, pts)
+    _, p_ob = _depths(obese_index, pts)
+    assert len(p_avg) == len(pts) and len(p_ob) == len(pts)
+    assert 20.0 <= np.median(p_avg) <= 42.0, p_avg
+    assert np.median(p_ob) > np.median(p_avg) + 3.0
+
+
+# -- containment ------------------------------------------------------------------------
+
+
+def test_lungs_inside_the_rib_cage_slice_by_slice(atlas):
+    from scipy.spatial import Delaunay
+
+    rib = atlas.get("ribcage").vertices
+    ztop = rib[:, 2].max()
+    for sid in ("lung_r", "lung_l"):
+        v = atlas.get(sid).vertices
+        v = v[v[:, 2] < ztop - 10]  # below the apex, which rises above the first rib
+        for z in np.arange(v[:, 2].min() + 5, v[:, 2].max(), 15.0):
+            lv = v[np.abs(v[:, 2] - z) < 3][:, :2]
+            rs = rib[np.abs(rib[:, 2] - z) < 14][:, :2]
+            if len(lv) == 0 or len(rs) < 10:
+                continue
+            inside = Delaunay(rs).find_simplex(lv) >= 0
+            assert inside.mean() > 0.97, (sid, z, inside.mean())
+
+
+def test_added_muscles_inside_the_skin(atlas, index):
+    for stem in ("trapezius_upper_r", "serratus_anterior_l", "levator_scapulae_r", "quadratus_femoris_r",
+                 "multifidus_C5_l", "scalenes_r"):
+        s = atlas.get(stem)
+        pts = s.vertices[:: max(1, len(s.vertices) // 30)]
+        for p in pts:
+            assert "skin" not in index.structures_at(p)  # not in the skin shell ...
+        # ... and the skin lies outside: a ray from behind meets skin before the muscle
+        # (from the front, the thin neck skin and fat are not always told apart: known gap)
+        c = s.centroid
+        for d in ([0, -1.0, 0],):
+            d = np.asarray(d)
+            tr = index.query(c - d * 500, d, 500.0, stop_at_bone=False)
+            assert tr.intervals and tr.intervals[0].kind == "skin", (stem, d)
