@@ -135,7 +135,8 @@ def test_cli_score_and_replay(index, l5, tmp_path, capsys):
     rep = _session(index, l5, rp).finish(t=14.0)
     main(["replay", str(rp), "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert out["replay"]["events_reproduced"] and out["total"] == pytest.approx(rep.total, abs=0.01)
+    assert out["replay"]["events_reproduced"], out["replay"]
+    assert out["total"] == pytest.approx(rep.total, abs=0.01)
     main(["score", "l5-radiculopathy-low-back", str(rp), "--json"])
     assert json.loads(capsys.readouterr().out)["total"] == pytest.approx(rep.total, abs=0.01)
     # bad input: one line, exit 2
@@ -144,3 +145,17 @@ def test_cli_score_and_replay(index, l5, tmp_path, capsys):
     assert main(["score", "l5-radiculopathy-low-back", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needles" in err
+
+
+def test_placements_examples_in_the_docs_parse(index, tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "placements.md").read_text()
+    blocks = re.findall(r"```(yaml|json)\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for k, (lang, body) in enumerate(blocks):
+        p = tmp_path / f"ex{k}.{lang}"
+        p.write_text(body)
+        specs = load_placements(p, index)
+        assert specs and all(s.placement.depth > 0 for s in specs)

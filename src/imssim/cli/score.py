@@ -50,12 +50,19 @@ def _replay(args, path, scenario_arg=None):
         raise UserError(f"{path}: {e}") from None
     report = s.finish()
     recorded = [e for e in rec.events]
-    same = [e.to_dict() for e in s.events][: len(recorded)] == recorded
+    mine = [e.to_dict() for e in s.events][: len(recorded)]
+    same = mine == recorded
+    diff = next((i for i, (x, y) in enumerate(zip(mine, recorded)) if x != y), None)
+    if diff is None and not same:
+        diff = min(len(mine), len(recorded))
     if rec.truncated:
         print(f"imssim: note: {path}: the last record was cut off (the session ended mid-write); "
               "graded up to the record before it", file=sys.stderr)
     return report, {"replay": {"recording": str(path), "truncated": rec.truncated,
-                               "events_reproduced": same, "events": len(s.events)}}
+                               "events_reproduced": same, "events": len(s.events),
+                               "first_difference": None if same else {
+                                   "index": diff, "replayed": mine[diff] if diff < len(mine) else None,
+                                   "recorded": recorded[diff] if diff < len(recorded) else None}}}
 
 
 def cmd_score(args) -> int:
