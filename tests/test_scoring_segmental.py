@@ -138,3 +138,28 @@ def test_symptom_site_only_needles_are_counted(atlas, index, l5):
     ok = grade_one(index, sc, "gluteus_medius_r", approach="posterior")
     assert ok.metric("coverage").details[0]["symptom_site_only_share"] == 0.0
     assert ok.families["coverage"] > r.families["coverage"]
+
+
+def test_needle_resting_on_bone_counts_in_the_muscle_just_above(atlas):
+    from imssim.core.scoring.base import BONE_MUSCLE_MM, muscle_above_bone
+    from imssim.core.traversal import Interval
+
+    ivs = [Interval("skin", "skin", 0, 2, True), Interval("multifidus_L5_r", "muscle", 10, 36, True)]
+    assert muscle_above_bone(ivs, 40.0, atlas) == "multifidus_L5_r"
+    assert muscle_above_bone(ivs, 36.0 + BONE_MUSCLE_MM + 1, atlas) is None
+
+
+def test_quiz_answers_enter_the_total(atlas, index):
+    sc = load_scenario("quiz-segmental-reasoning", atlas)
+    assert sc.scoring.quiz_weight > 0 and sc.quiz
+    right = Session(atlas, sc, index=index)
+    wrong = Session(atlas, sc, index=index)
+    for k, q in enumerate(sc.quiz):
+        good = q.answer if q.type == "multiple_choice" else q.answer[0]
+        assert right.answer_quiz(k, good if not isinstance(good, list) or len(good) > 1 else good[0], t=k)
+        bad = ([i for i in range(len(q.choices)) if i not in q.answer][0] if q.type == "multiple_choice"
+               else "right vastus lateralis")
+        assert not wrong.answer_quiz(k, bad, t=k)
+    a, b = right.finish(), wrong.finish()
+    assert a.quiz["correct"] == len(sc.quiz) and b.quiz["correct"] == 0
+    assert a.total > b.total

@@ -253,7 +253,7 @@ class Session:
         t = self._act("finish", t)
         self._emit(self.physiology.flush())
         quiz = None
-        if self.scenario is not None and self.scenario.quiz:
+        if self.scenario is not None and self.scenario.quiz and (self.quiz_answers or self.scenario.scoring.quiz_weight > 0):
             quiz = {"items": len(self.scenario.quiz), "correct": sum(self.quiz_answers.values()),
                     "answers": dict(self.quiz_answers)}
         self.finished = self.scorer.finish(quiz)
@@ -357,6 +357,16 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     depth_l = br.depth.tolist()
     times = [sp.t if sp.t is not None else float(k) for k, sp in enumerate(specs)]
     near = [np.nonzero(fin[:, k])[0].tolist() if fin[:, k].any() else [] for k in range(n)] if len(dnames) else [[]] * n
+    from .scoring.base import muscle_above_bone
+
+    sidx = {sid: i for i, sid in enumerate(ids)}
+    for k in range(n):
+        if tip_l[k] < 0 and bone_l[k] >= 0:
+            # resting on bone (e.g. a paraspinal needle on the lamina): the muscle just above it
+            tr = index.query(E[k], D[k], dep[k])
+            m = muscle_above_bone(tr.intervals, tr.depth, atlas)
+            if m is not None:
+                tip_l[k] = sidx[m]
     for k in range(n):
         t = times[k]
         ts = tip_l[k]

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: A needle resting on bone counts as in the muscle it crossed within this distance above the bone.
+BONE_MUSCLE_MM = 10.0
+
 FAMILIES = ("targeting", "level_accuracy", "coverage", "safety", "technique")
 
 
@@ -43,6 +46,8 @@ class PoseSample:
     @classmethod
     def from_traversal(cls, t: float, needle: int, action: str, tr, atlas) -> "PoseSample":
         ts = tr.structure_at_tip
+        if ts is None and tr.bone_contact is not None:
+            ts = muscle_above_bone(tr.intervals, tr.depth, atlas)
         return cls(
             float(t), int(needle), action, np.asarray(tr.entry, float), np.asarray(tr.direction, float),
             float(tr.depth), np.asarray(tr.tip, float), ts, atlas.structures[ts].kind if ts else None,
@@ -51,6 +56,14 @@ class PoseSample:
             [(b.structure, b.harm, float(b.depth)) for b in tr.breaches],
             {c.structure: (c.harm, float(c.shaft_mm)) for c in tr.clearances},
         )
+
+
+def muscle_above_bone(intervals, depth: float, atlas) -> str | None:
+    """The muscle a needle resting on bone last crossed (within BONE_MUSCLE_MM of the bone)."""
+    for iv in reversed(intervals):
+        if iv.kind == "muscle" and iv.exit_depth >= depth - BONE_MUSCLE_MM:
+            return iv.structure
+    return None
 
 
 @dataclass

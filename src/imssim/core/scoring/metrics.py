@@ -42,6 +42,8 @@ def describe_needle(ctx, s: PoseSample, twitched: bool | None = None) -> str:
     else:
         st = ctx.atlas.structures[s.tip_structure]
         out = f"Needle {n} is in the {st.name}"
+        if s.bone:
+            out += f" (resting on the {ctx.atlas.structures[s.bone].name})"
         if st.kind == "muscle":
             inn = st.innervation
             if st.level and st.muscle and "multifidus" in st.muscle:
