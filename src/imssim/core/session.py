@@ -357,16 +357,20 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     depth_l = br.depth.tolist()
     times = [sp.t if sp.t is not None else float(k) for k, sp in enumerate(specs)]
     near = [np.nonzero(fin[:, k])[0].tolist() if fin[:, k].any() else [] for k in range(n)] if len(dnames) else [[]] * n
-    from .scoring.base import muscle_above_bone
+    from .scoring.base import BONE_MUSCLE_MM
 
-    sidx = {sid: i for i, sid in enumerate(ids)}
-    for k in range(n):
-        if tip_l[k] < 0 and bone_l[k] >= 0:
-            # resting on bone (e.g. a paraspinal needle on the lamina): the muscle just above it
-            tr = index.query(E[k], D[k], dep[k])
-            m = muscle_above_bone(tr.intervals, tr.depth, atlas)
-            if m is not None:
-                tip_l[k] = sidx[m]
+    # resting on bone with no structure at the tip (e.g. a paraspinal needle on the
+    # lamina): the muscle just above the bone, sampled back along the shaft (vectorised)
+    rest = np.nonzero((br.tip_structure < 0) & (br.bone_contact >= 0))[0]
+    is_muscle = kinds == "muscle"
+    for back in np.linspace(1.0, BONE_MUSCLE_MM, 4):
+        if not len(rest):
+            break
+        sub = index.query_batch(E[rest], D[rest], np.maximum(br.depth[rest] - back, 0.0))
+        ok = (sub.tip_structure >= 0) & is_muscle[np.maximum(sub.tip_structure, 0)]
+        for k, st in zip(rest[ok].tolist(), sub.tip_structure[ok].tolist()):
+            tip_l[k] = st
+        rest = rest[~ok]
     for k in range(n):
         t = times[k]
         ts = tip_l[k]
