@@ -159,3 +159,19 @@ def test_placements_examples_in_the_docs_parse(index, tmp_path):
         p.write_text(body)
         specs = load_placements(p, index)
         assert specs and all(s.placement.depth > 0 for s in specs)
+
+
+def test_a_refused_call_is_recorded_and_refused_again_on_replay(index, l5, tmp_path):
+    from imssim.core.session import SessionError
+
+    path = tmp_path / "refused.jsonl"
+    s = Session(index.atlas, l5, seed=2, index=index, record_to=path)
+    e, d, depth = needle_into(index, "multifidus_L5_r")
+    s.insert_needle(e, d, depth, length_mm=75, t=0.0)
+    with pytest.raises(SessionError, match="needle 5"):
+        s.advance(5, 2.0, t=1.0)
+    with pytest.raises(SessionError):
+        s.insert_needle(e, d, 80.0, length_mm=50, t=2.0)  # deeper than the needle
+    rep = s.finish(t=3.0)
+    r2 = Session.replay(read_recording(path), index.atlas, l5, index=index)
+    assert r2.finish().to_dict() == rep.to_dict()

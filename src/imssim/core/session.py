@@ -273,8 +273,16 @@ class Session:
         rec = recording if hasattr(recording, "actions") else read_recording(recording)
         s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index)
         for a in rec.actions:
-            apply_action(s, a)
+            if a.get("name") not in ACTIONS:
+                raise SessionError(f"unknown action {a.get('name')!r} at t={a.get('t')}")
+            try:
+                apply_action(s, a)
+            except SessionError:
+                pass  # the same call failed in the live session (it is recorded before it runs)
         return s
+
+
+ACTIONS = ("insert", "advance", "withdraw", "set_depth", "redirect", "piston", "remove", "palpate", "answer", "finish")
 
 
 def _replace_last(track: NeedleTrack, pose):
