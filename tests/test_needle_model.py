@@ -67,12 +67,23 @@ def test_landmark_offsets(atlas):
         landmark_point(atlas, "L5_spinous", lateral_mm=20)
 
 
-def test_placement_from_landmark_lands_on_skin(atlas):
+@pytest.fixture(scope="module")
+def ix(atlas):
     from imssim.core.traversal import TissueIndex
 
-    ix = TissueIndex(atlas)
+    return TissueIndex(atlas)
+
+
+def test_placement_from_landmark_lands_on_skin(atlas, ix):
     p = Placement.from_landmark(ix, "L4_spinous", depth=30, lateral_mm=25, side="left", medial_deg=10)
     assert p.on_skin
     assert p.entry[0] > 15  # left is +x
     assert p.entry[1] > atlas.landmark("L4_spinous").xyz[1]  # skin lies behind the bone
     assert np.dot(p.direction, p.normal) < -0.9  # into the body, ~perpendicular
+
+
+def test_raw_offset_equals_lateral_offset(atlas, ix):
+    a = Placement.from_landmark(ix, "L5_spinous", depth=30, lateral_mm=22, side="right")
+    b = Placement.from_landmark(ix, "L5_spinous", depth=30, offset_mm=(-22, 0, 0), side="right")
+    assert b.entry == pytest.approx(a.entry) and b.direction == pytest.approx(a.direction)
+    assert a.entry[0] < atlas.landmark("L5_spinous").xyz[0] - 15  # right is -x

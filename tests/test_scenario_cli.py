@@ -49,6 +49,9 @@ def test_new_writes_a_valid_commented_file(tmp_path, capsys, atlas):
     assert sc.diagnosis.segments == ["L5"] and sc.diagnosis.side == "right"
     assert sc.supersensitive_muscles[0].structure == "multifidus_L5_r"
     assert "#   multifidus_L5_r" in text  # derived targets listed as comments
+    from imssim.core.scenario import dump_document
+
+    assert dump_document(sc.document) == text  # the generated file round-trips
     # refuses to overwrite
     assert main(["scenario", "new", "--segment", "L5", "--side", "right", "--condition", "x", "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

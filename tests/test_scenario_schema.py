@@ -235,6 +235,7 @@ def test_library_files_are_schema_valid_and_cite_sources():
         assert header.startswith("#") and "Sources" in header, f"{f.name}: header must cite its sources"
         sc = load_scenario(f)
         assert sc.id == f.stem, f"{f.name}: id {sc.id!r} should match the file name"
+        assert dump_document(sc.document) == text, f"{f.name}: does not round-trip byte for byte"
 
 
 def test_library_covers_the_main_indications():
@@ -266,3 +267,13 @@ def test_json_schema_export_is_in_docs_and_current():
     doc = REPO / "docs" / "scenario.schema.json"
     assert json.loads(doc.read_text()) == schema, "run: imssim scenario schema -o docs/scenario.schema.json"
 
+
+
+def test_round_trip_keeps_the_authors_indentation(tmp_path):
+    compact = MINIMAL + "learning_objectives:\n- one  # c1\n- two\n"
+    p = tmp_path / "compact.yaml"
+    p.write_text(compact)
+    sc = load_scenario(p)
+    assert dump_document(sc.document) == compact
+    sc.document["learning_objectives"].append("three")
+    assert dump_document(sc.document) == compact + "- three\n"

@@ -162,3 +162,59 @@ def test_bad_input_is_rejected(nested):
         nested.query((0, 0, 0), UP, -1)
     with pytest.raises(ValueError, match="3D point"):
         nested.query((0, 0), UP, 1)
+
+
+def test_batch_ignores_dangers_behind_the_entry(nested):
+    # the line behind this entry passes through the 'lung' sphere (z 20-30 at x=30); the
+    # needle itself starts above it and goes on up: no breach
+    E = np.array([[30.0, 0, 32], [30.0, 0, 12]])
+    D = np.array([[0, 0, 1.0], [0, 0, 1.0]])
+    b = nested.query_batch(E, D, [5.0, 15.0])
+    full = [nested.query(E[i], D[i], [5.0, 15.0][i]) for i in range(2)]
+    assert full[0].breaches == [] and b.breach[0] == -1
+    assert [x.structure for x in full[1].breaches] == ["lung"]
+    assert nested.ids[b.breach[1]] == "lung" and b.breach_depth[1] == pytest.approx(8.0, abs=0.3)
+
+
+def test_ray_through_shared_edges_counts_one_crossing():
+    # rays along the face diagonals of a box hit two triangles at the same point; a far
+    # structure makes the line start far away, where float32 steps are coarse
+    s = _box("cube", (-5, -5, 0), (5, 5, 10))
+    ix = TissueIndex(Atlas("cube", [s, _box("far", (-5, -5, -1900), (5, 5, -1890), kind="bone")]))
+    E = np.array([[t, u * t, -3.0] for t in (1.0, 2.5, -1.5) for u in (1, -1)])
+    D = np.tile(UP, (len(E), 1))
+    b = ix.query_batch(E, D, 8.0)  # tips at z=5, inside
+    for i in range(len(E)):
+        tr = ix.query(E[i], D[i], 8.0)
+        assert tr.at_tip == ["cube"], E[i]
+        assert [(round(iv.entry_depth, 3), round(iv.exit_depth, 3)) for iv in tr.intervals] == [(3.0, 8.0)]
+        assert ix.ids[b.tip_structure[i]] == "cube", E[i]
+
+
+def test_non_manifold_meshes():
+    # (1) two cubes touching along one edge, stored as ONE structure (a non-manifold edge);
+    # (2) a cube with one face stored twice (edges shared by four triangles)
+    a = trimesh.creation.box(extents=(10, 10, 10))
+    a.apply_translation((5, 5, 5))
+    b = trimesh.creation.box(extents=(10, 10, 10))
+    b.apply_translation((-5, -5, 5))
+    v = np.vstack([a.vertices, b.vertices])
+    f = np.vstack([a.faces, b.faces + len(a.vertices)])
+    c = trimesh.creation.box(extents=(10, 10, 10))
+    c.apply_translation((40, 0, 5))
+    top = np.nonzero(c.triangles_center[:, 2] > 9.99)[0]
+    cf = np.vstack([c.faces, c.faces[top]])
+    ix = TissueIndex(Atlas("nm", [
+        Structure("pair", "pair", "muscle", "midline", "test", v, f),
+        Structure("dup", "dup", "muscle", "midline", "test", c.vertices, cf),
+    ]))
+    for x, y, inside in [(5, 5, True), (-5, -5, True), (5, -5, False), (-2, 2, False), (0.0, 0.0, True)]:
+        tr = ix.query((x, y, -5), UP, 10.0)  # tip at z=5
+        assert (tr.at_tip == ["pair"]) == inside, (x, y, tr.at_tip, tr.fallbacks)
+        assert ix.structures_at((x, y, 5.0)) == (["pair"] if inside else [])
+    # through the doubled top face, from above and from below
+    down = ix.query((40, 0, 20), -UP, 15.0)  # tip at z=5
+    assert down.at_tip == ["dup"]
+    assert [(round(iv.entry_depth, 3), round(iv.exit_depth, 3)) for iv in down.intervals] == [(10.0, 15.0)]
+    through = ix.query((40, 0, -5), UP, 20.0)  # tip at z=15, above it
+    assert through.at_tip == [] and [iv.exited for iv in through.intervals] == [True]

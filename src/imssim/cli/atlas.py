@@ -117,3 +117,6 @@ def register(sub) -> None:
     pl.set_defaults(func=cmd_list)
     pb = asub.add_parser("build", help="(re)build the built-in atlas cache")
     pb.set_defaults(func=cmd_build)
+    from .atlas_import import add_actions  # import, fetch, use, fit-report
+
+    add_actions(asub)

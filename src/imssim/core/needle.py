@@ -233,14 +233,17 @@ class Placement:
         direction=None,
         medial_deg: float = 0.0,
         caudal_deg: float = 0.0,
+        offset_mm=(0.0, 0.0, 0.0),
     ) -> "Placement":
         """E.g. 22 mm right of the L5 spinous process, perpendicular to the skin, 10 deg medial.
 
         The point next to the landmark is projected onto the skin along the ``approach``
         view direction (from outside the body); the needle direction is ``direction`` if
         given, else the inward skin normal tilted by ``medial_deg`` and ``caudal_deg``.
+        ``offset_mm`` is a raw LPS offset added to the point (e.g. ``(-22, 0, 0)`` is the
+        same as ``lateral_mm=22, side="right"``).
         """
-        p = landmark_point(index.atlas, landmark, lateral_mm, side, cranial_mm)
+        p = landmark_point(index.atlas, landmark, lateral_mm, side, cranial_mm, offset_mm)
         view = VIEW_DIRECTIONS[approach]
         hit = index.snap_to_skin(p - view * 600.0, view)
         if hit is None:

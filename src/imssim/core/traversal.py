@@ -34,6 +34,9 @@ EPS = 1e-4  # mm: step past a crossing before casting again
 TOUCH_MM = 1e-3  # mm: a tip this close to a surface touches it
 NEARBY_MM = 100.0  # danger structures within this distance are reported
 SAMPLE_EDGE_MM = 2.0  # danger surfaces are sampled at least this densely (clearance accuracy ~1 mm)
+COARSE_EDGE_MM = 8.0  # coarse danger samples bound the fine search (pruning only)
+FINE_WITHIN_MM = 30.0  # closer than this, clearances come from the fine samples
+SHAFT_STEP_MM = 1.0  # the shaft is sampled this densely for its clearance (error <= 0.5 mm)
 MAX_HITS = 256
 NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
 
@@ -163,17 +166,26 @@ def _ray_hits_triangles(origin, d, tris: np.ndarray, t_expect: float, tol: float
                                np.full(k, t_expect), tol)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (k,3) arrays (np.cross has a large fixed overhead)."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
+
+
 def _rays_hit_triangles(origin, d, tris, t_expect, tol: float = 1e-6) -> np.ndarray:
     """Row-wise: does line i (origin[i], d[i]) cross triangle i at ~t_expect[i]?"""
     e1 = tris[:, 1] - tris[:, 0]
     e2 = tris[:, 2] - tris[:, 0]
-    p = np.cross(d, e2)
+    p = _cross(d, e2)
     det = np.einsum("ij,ij->i", e1, p)
     ok = np.abs(det) > 1e-12
     inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
     s = origin - tris[:, 0]
     u = np.einsum("ij,ij->i", s, p) * inv
-    q = np.cross(s, e1)
+    q = _cross(s, e1)
     v = np.einsum("ij,ij->i", q, d) * inv
     t = np.einsum("ij,ij->i", e2, q) * inv
     return ok & (u >= -tol) & (v >= -tol) & (u + v <= 1 + tol) & (np.abs(t - t_expect) < 1e-3)
@@ -251,12 +263,20 @@ class TissueIndex:
         for i, s in enumerate(structs):
             if s.harm:
                 self._danger[i] = self._danger_tree(s)
+        self._dkeys = np.array(list(self._danger), dtype=np.int64)
+        self._dlo = np.array([v[3] for v in self._danger.values()]).reshape(-1, 3)
+        self._dhi = np.array([v[4] for v in self._danger.values()]).reshape(-1, 3)
         self._own: dict[int, object] = {}
         self._normal_trees: dict[int, tuple] = {}
 
     # -- building helpers -------------------------------------------------------------
     @staticmethod
     def _danger_tree(s: Structure):
+        """Two KD-trees over a danger surface: ``fine`` (the mesh subdivided to edges of at
+        most SAMPLE_EDGE_MM, its vertices and face centres) and ``coarse`` (the vertices of
+        the mesh subdivided to COARSE_EDGE_MM), with the coarse cloud's coverage radius
+        ``rc`` (every fine point lies within rc of a coarse point), so a coarse distance
+        ``dc`` bounds the fine one: dc - rc <= fine <= dc + SAMPLE_EDGE_MM."""
         from scipy.spatial import cKDTree
         import trimesh
 
@@ -266,7 +286,15 @@ class TissueIndex:
         except ValueError:
             pass
         pts = np.vstack([v, v[f].mean(axis=1)])
-        return cKDTree(pts), pts.min(axis=0), pts.max(axis=0)
+        fine = cKDTree(pts)
+        cv = s.vertices
+        try:
+            cv, _ = trimesh.remesh.subdivide_to_size(s.vertices, s.faces, max_edge=COARSE_EDGE_MM, max_iter=8)
+        except ValueError:
+            pass
+        coarse = cKDTree(np.asarray(cv, float))
+        rc = float(coarse.query(pts)[0].max())
+        return fine, coarse, rc, pts.min(axis=0), pts.max(axis=0)
 
     def _coincident_table(self) -> dict[int, np.ndarray]:
         """Triangles of *different* structures lying in the same plane and overlapping.
@@ -326,17 +354,22 @@ class TissueIndex:
         ss = self.owner[tris].astype(np.int64) if len(tris) else np.zeros(0, np.int64)
         if not self.coincident or not len(ts):
             return ts, ss
-        add_t, add_s = [], []
-        for t, tri in zip(ts, tris):
-            part = self.coincident.get(int(tri))
-            if part is None:
-                continue
-            hit = _ray_hits_triangles(origin, d, self.triangles[part].astype(np.float64), t)
-            for p in part[hit]:
-                add_t.append(t)
-                add_s.append(int(self.owner[p]))
-        if not add_t:
+        tris = np.asarray(tris, np.int64)
+        cnt = self._co_ptr[tris + 1] - self._co_ptr[tris]
+        h = np.nonzero(cnt)[0]
+        if not len(h):
             return ts, ss
+        rep = np.repeat(h, cnt[h])
+        starts = np.repeat(self._co_ptr[tris[h]], cnt[h])
+        within = np.arange(len(rep)) - np.repeat(np.cumsum(cnt[h]) - cnt[h], cnt[h])
+        part = self._co_flat[starts + within]
+        k = len(part)
+        hit = _rays_hit_triangles(np.broadcast_to(origin, (k, 3)), np.broadcast_to(d, (k, 3)),
+                                  self.triangles[part].astype(np.float64), ts[rep])
+        if not hit.any():
+            return ts, ss
+        add_t = ts[rep][hit]
+        add_s = self.owner[part[hit]].astype(np.int64)
         t_all = np.concatenate([ts, add_t])
         s_all = np.concatenate([ss, np.asarray(add_s, np.int64)])
         # one crossing per structure per place
@@ -550,22 +583,50 @@ class TissueIndex:
         return merged
 
     def _clearances(self, e, d, depth, breached: set, at_tip: set) -> list[Clearance]:
+        """Clearance from the tip and the shaft to every danger structure within NEARBY_MM.
+
+        The shaft is sampled every SHAFT_STEP_MM. Per structure: a box test culls far ones;
+        the coarse tree bounds the distance of every sample; only the samples that can
+        hold the minimum (coarse lower bound <= best coarse upper bound) and the tip are
+        measured on the fine tree (bounded search, so far queries stay cheap). Structures
+        certainly farther than FINE_WITHIN_MM are answered by the coarse tree alone (never
+        closer than the truth, at most its coverage radius rc farther).
+        """
         if not self._danger:
             return []
-        n = max(2, int(np.ceil(depth)) + 1)
+        n = max(2, int(np.ceil(depth / SHAFT_STEP_MM)) + 1)
         shaft = e + np.outer(np.linspace(0.0, depth, n), d)
-        tip = shaft[-1]
-        slo, shi = shaft.min(axis=0) - NEARBY_MM, shaft.max(axis=0) + NEARBY_MM
+        gap = np.maximum(self._dlo[:, None, :] - shaft[None], 0.0) + np.maximum(shaft[None] - self._dhi[:, None, :], 0.0)
+        boxd = np.sqrt(np.einsum("kij,kij->ki", gap, gap)).min(axis=1)
         out = []
-        for i, (tree, lo, hi) in self._danger.items():
-            if (hi < slo).any() or (lo > shi).any():
+        for k in np.nonzero(boxd <= NEARBY_MM)[0]:
+            i = int(self._dkeys[k])
+            fine, coarse, rc = self._danger[i][:3]
+            dc, _ = coarse.query(shaft, distance_upper_bound=NEARBY_MM + rc)
+            lower = dc - rc
+            if not (lower <= NEARBY_MM).any():
                 continue
-            dist, _ = tree.query(shaft, distance_upper_bound=NEARBY_MM)
+            best_up = float(dc.min())
+            tip_mm = None
+            if best_up - rc > FINE_WITHIN_MM:
+                # certainly far: the coarse samples answer (at most rc too far)
+                shaft_mm = best_up
+            else:
+                cand = np.nonzero(lower <= best_up)[0]
+                df, _ = fine.query(shaft[cand], distance_upper_bound=best_up + SAMPLE_EDGE_MM)
+                shaft_mm = float(df.min())
+                if cand[-1] == n - 1 and np.isfinite(df[-1]):
+                    tip_mm = float(df[-1])
+            if shaft_mm > NEARBY_MM:
+                continue
+            if tip_mm is None:
+                tip_up = float(dc[-1]) if np.isfinite(dc[-1]) else float(coarse.query(shaft[-1])[0])
+                if tip_up - rc > FINE_WITHIN_MM:
+                    tip_mm = tip_up
+                else:
+                    tip_mm = float(fine.query(shaft[-1], distance_upper_bound=tip_up + SAMPLE_EDGE_MM)[0])
+            tip_mm = max(tip_mm, shaft_mm)
             sid = self.ids[i]
-            shaft_mm = float(dist.min())
-            if not np.isfinite(shaft_mm):
-                continue
-            tip_mm = float(dist[-1]) if np.isfinite(dist[-1]) else NEARBY_MM
             if sid in at_tip:
                 tip_mm = 0.0
             if sid in breached:
@@ -708,6 +769,12 @@ class TissueIndex:
                     key = key * (n + 1) + R
                     _, first = np.unique(key, return_index=True)
                     R, T, S = R[first], T[first], S[first]
+            # repeated crossings of one structure within 10*EPS (a ray through a shared
+            # edge reports both triangles) count once, as in query()
+            o0 = np.lexsort((T, S, R))
+            R, T, S = R[o0], T[o0], S[o0]
+            dup = np.r_[False, (R[1:] == R[:-1]) & (S[1:] == S[:-1]) & (np.diff(T) < 10 * EPS)]
+            R, T, S = R[~dup], T[~dup], S[~dup]
             order = np.lexsort((T, R))
             R, T, S = R[order], T[order], S[order]
             # occurrence number of each (ray, structure) crossing -> entering if even
@@ -719,6 +786,12 @@ class TissueIndex:
             occ = np.empty_like(occ_sorted)
             occ[korder] = occ_sorted
             entering = occ % 2 == 0
+            # where the interval that starts at each crossing ends (the next crossing of
+            # the same structure on the same ray; inf if none)
+            same_next = np.r_[ks[1:] == ks[:-1], False]
+            nxt = np.where(same_next, np.r_[T[korder][1:], np.inf], np.inf)
+            t_next = np.empty_like(T)
+            t_next[korder] = nxt
             after_entry = T >= back[R] - TOUCH_MM
             # bone stop
             if stop_at_bone:
@@ -732,7 +805,9 @@ class TissueIndex:
                     depth_out[uniq] = bt - back[uniq]
                     bone_out[uniq] = bs
             upto = T <= t_tip[R] + TOUCH_MM
-            not_contact = ~(self.is_bone[S] & (bone_out[R] == S))
+            # with the bone stop no bone contains the tip (the needle stops on its surface;
+            # a bone "open" before the entry is an open bone mesh, not a needle in bone)
+            not_contact = ~self.is_bone[S] if stop_at_bone else np.ones(len(S), bool)
             # containment at the tip (closed intervals): the last crossing strictly before
             # the tip is an entering one, or a crossing touches the tip
             m = (T < t_tip[R] - TOUCH_MM) & not_contact
@@ -762,7 +837,9 @@ class TissueIndex:
                 tip_struct[ri[lastr]] = si[lastr]
             # first danger entered along the inserted shaft
             harm_mask = np.array([h is not None for h in self.harm])
-            dm = entering & harm_mask[S] & upto
+            # an interval of a danger structure overlapping the inserted shaft (not one the
+            # line crossed behind the entry point)
+            dm = entering & harm_mask[S] & upto & (t_next >= back[R] - TOUCH_MM)
             if dm.any():
                 dr = R[dm]
                 uniq, idx = np.unique(dr, return_index=True)

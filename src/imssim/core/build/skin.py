@@ -42,7 +42,7 @@ def _variant_id(kind: str, habitus: str) -> str:
     return f"{kind}@{habitus}"
 
 
-def _distance_field(atlas: Atlas, levels_max: float):
+def _distance_field(atlas: Atlas, levels_max: float, exact_max: float | None = None):
     import trimesh
     from scipy import ndimage
     from scipy.spatial import cKDTree
@@ -64,7 +64,8 @@ def _distance_field(atlas: Atlas, levels_max: float):
     occ[idx[:, 0], idx[:, 1], idx[:, 2]] = True
     D = ndimage.distance_transform_edt(~occ, sampling=VOXEL_MM).astype(np.float32)
     # exact distances in the band around the levels we contour
-    band = D < levels_max + 2 * VOXEL_MM
+    # exact distances only where a contour needs them (the grid margin still fits every level)
+    band = D < (levels_max if exact_max is None else exact_max) + 2 * VOXEL_MM
     bi = np.nonzero(band)
     centres = lo + np.column_stack(bi) * VOXEL_MM
     tree = cKDTree(P)
@@ -83,36 +84,42 @@ def _outside(D: np.ndarray, level: float) -> np.ndarray:
     return np.isin(lab, border[border > 0])
 
 
-def _contour(D: np.ndarray, lo: np.ndarray, level: float, tolerance: float = 1.5,
-             close_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Closed surface at distance ``level`` from the atlas, bridging gaps narrower than
-    about ``2 * close_mm`` (so the fat does not leak between muscles into the body)."""
+def _level_field(D: np.ndarray, level: float) -> np.ndarray:
+    """Signed field, negative inside the body at offset ``level`` (no inner cavities)."""
+    out_mask = _outside(D, level)
+    phi = D - level
+    phi[~out_mask] = np.minimum(phi[~out_mask], -0.5 * VOXEL_MM)
+    return phi
+
+
+def _closed_field(D: np.ndarray, level: float, close_mm: float) -> np.ndarray:
+    """Like :func:`_level_field` but bridging gaps narrower than ~``2 * close_mm`` (a
+    morphological closing), so the fat does not leak between muscles into the body."""
     from scipy import ndimage
+
+    outside = _outside(D, level + close_mm)
+    E = ndimage.distance_transform_edt(~outside, sampling=VOXEL_MM).astype(np.float32)
+    # blurred so no grid value sits exactly on the level (marching cubes would emit
+    # non-manifold pieces)
+    return ndimage.gaussian_filter(close_mm - E, 0.8) + 1e-3
+
+
+def _contour_field(phi: np.ndarray, lo: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Closed, outward-oriented surface where ``phi`` crosses 0 (phi < 0 inside)."""
+    import trimesh
     from skimage import measure
 
-    if close_mm > 0:
-        outside = _outside(D, level + close_mm)
-        E = ndimage.distance_transform_edt(~outside, sampling=VOXEL_MM).astype(np.float32)
-        # > 0 within close_mm of the outside region; blurred so no grid value sits exactly
-        # on the level (which makes marching cubes emit non-manifold pieces)
-        phi = ndimage.gaussian_filter(close_mm - E, 0.8) + 1e-3
-    else:
-        out_mask = _outside(D, level)
-        phi = D - level
-        phi[~out_mask] = np.minimum(phi[~out_mask], -0.5 * VOXEL_MM)
+    phi = np.pad(phi, 2, constant_values=float(np.max(phi)))  # closed at the grid edge
     verts, faces, _, _ = measure.marching_cubes(phi, level=0.0, spacing=(VOXEL_MM,) * 3)
-    v = verts + lo
-    f = faces.astype(np.int32)
+    v, f = verts + lo - 2 * VOXEL_MM, faces.astype(np.int32)
     # keep the outer envelope only: the largest piece (drops cavities deep in the body)
-    import trimesh
-
     m = trimesh.Trimesh(v, f, process=False)
     pieces = m.split(only_watertight=False)
     if len(pieces) > 1:
         m = max(pieces, key=lambda c: c.area)
         v, f = np.asarray(m.vertices, float), np.asarray(m.faces, np.int32)
-    # marching cubes of a closed region is watertight; Taubin smoothing keeps the topology,
-    # and manifold3d's simplification keeps it a closed manifold (quadric decimation did not)
+    # Taubin smoothing keeps the topology; manifold3d's simplification keeps it a closed
+    # manifold (quadric decimation did not)
     v = geo.smooth(v, f, iterations=10)
     v, f = geo.simplify_manifold(v, f, tolerance)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
@@ -126,61 +133,64 @@ def _shell(outer, inner) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([vo, vi]), np.vstack([fo, fi[:, ::-1] + len(vo)]).astype(np.int32)
 
 
-def _contour_field(phi: np.ndarray, lo: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Closed surface where ``phi`` crosses 0 (phi > 0 inside the body)."""
-    from skimage import measure
-
-    phi = np.pad(phi, 2, constant_values=-1.0)
-    verts, faces, _, _ = measure.marching_cubes(phi, level=0.0, spacing=(VOXEL_MM,) * 3)
-    v, f = verts + lo - 2 * VOXEL_MM, faces.astype(np.int32)
+def _refine_signed_distance(sd: np.ndarray, lo: np.ndarray, surface, band: float) -> np.ndarray:
     import trimesh
+    from scipy.spatial import cKDTree
 
+    v, f = surface
     m = trimesh.Trimesh(v, f, process=False)
-    pieces = m.split(only_watertight=False)
-    if len(pieces) > 1:
-        m = max(pieces, key=lambda c: c.area)
-        v, f = np.asarray(m.vertices, float), np.asarray(m.faces, np.int32)
-    v = geo.smooth(v, f, iterations=10)
-    v, f = geo.simplify_manifold(v, f, tolerance)
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    if np.einsum("ij,ij->i", a, np.cross(b, c)).sum() < 0:
-        f = f[:, ::-1].copy()
-    return v, f
+    samp, _ = trimesh.sample.sample_surface(m, int(m.area / SAMPLE_MM**2), seed=0)
+    tree = cKDTree(np.vstack([v, samp]))
+    idx = np.nonzero(np.abs(sd) < band)
+    d, _ = tree.query(lo + np.column_stack(idx) * VOXEL_MM, workers=-1)
+    out = sd.copy()
+    out[idx] = np.sign(sd[idx]) * d
+    return out
+
+
+#: The fat's deep surface stays at least this far inside the skin's inner surface.
+DEEP_MARGIN_MM = 1.0
 
 
 def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
     """Build skin and subcutaneous shells for every habitus and add them to the atlas.
 
-    The average build's surfaces are level sets of the distance to the muscles and bones.
+    The average build's surfaces are level sets of the distance to every structure.
     Lean and obese builds offset the average body surface uniformly (signed distance to
     it), so the fat gets thinner or thicker by the same amount everywhere, as the
-    published depths describe, instead of filling concavities differently.
+    published depths describe, instead of filling concavities differently. The fat's deep
+    surface is clipped to stay inside the skin (in thin limbs it would cross it).
     """
     from scipy import ndimage
 
     avg = FAT_MM["average"]
     progress("skin: distance field", 0.0)
-    D, lo = _distance_field(atlas, avg + SKIN_MM + 6 * VOXEL_MM)
-    progress("skin: average build", 0.3)
-    outer = _contour(D, lo, avg + SKIN_MM, SIMPLIFY_MM)
-    inner = _contour(D, lo, avg, SIMPLIFY_MM)
-    deep = _contour(D, lo, DEEP_MM, DEEP_SIMPLIFY_MM, close_mm=DEEP_CLOSE_MM)
-    surf = {"average": (outer, inner)}
-    # signed distance to the average body surface (positive outside)
-    body = ~_outside(D, avg + SKIN_MM)
+    D, lo = _distance_field(atlas, avg + SKIN_MM + 6 * VOXEL_MM,
+                            exact_max=max(avg + SKIN_MM, DEEP_MM + DEEP_CLOSE_MM) + VOXEL_MM)
+    progress("skin: fields", 0.2)
+    outer_avg = _level_field(D, avg + SKIN_MM)
+    body = outer_avg < 0
+    # signed distance to the average body surface (positive outside): the voxel EDT of
+    # the body mask, refined near the surface by exact distances to the average skin mesh
+    # (the voxel EDT alone is off by up to half a voxel, which made the skin's thickness vary)
     sd = (ndimage.distance_transform_edt(~body, sampling=VOXEL_MM)
           - ndimage.distance_transform_edt(body, sampling=VOXEL_MM)).astype(np.float32)
-    sd = ndimage.gaussian_filter(sd, 0.7)
-    for i, h in enumerate(("lean", "obese")):
-        progress(f"skin: {h} build", 0.5 + 0.25 * i)
+    avg_outer = _contour_field(outer_avg, lo, SIMPLIFY_MM)
+    sd = _refine_signed_distance(sd, lo, avg_outer, band=max(abs(FAT_MM[h] - avg) for h in HABITUS) + 2 * VOXEL_MM)
+    fields = {"average": (outer_avg, _level_field(D, avg))}
+    for h in ("lean", "obese"):
         delta = FAT_MM[h] - avg
-        surf[h] = (_contour_field(delta - sd + 1e-3, lo, SIMPLIFY_MM),
-                   _contour_field(delta - SKIN_MM - sd + 1e-3, lo, SIMPLIFY_MM))
-    for h in HABITUS:
+        fields[h] = (sd - delta - 1e-3, sd - (delta - SKIN_MM) - 1e-3)
+    deep = _closed_field(D, DEEP_MM, DEEP_CLOSE_MM)
+    for i, h in enumerate(HABITUS):
+        progress(f"skin: {h} build", 0.3 + 0.23 * i)
+        outer_phi, inner_phi = fields[h]
+        out_s = avg_outer if h == "average" else _contour_field(outer_phi, lo, SIMPLIFY_MM)
+        in_s = _contour_field(inner_phi, lo, SIMPLIFY_MM)
+        deep_s = _contour_field(np.maximum(deep, inner_phi + DEEP_MARGIN_MM), lo, DEEP_SIMPLIFY_MM)
         fat = FAT_MM[h]
-        out_s, in_s = surf[h]
         sv, sf = _shell(out_s, in_s)
-        fv, ff = _shell(in_s, deep)
+        fv, ff = _shell(in_s, deep_s)
         meta = {"habitus": h, "fat_mm": fat, "skin_mm": SKIN_MM}
         atlas.add(Structure(_variant_id("skin", h), f"skin ({h} build)", "skin", "midline", "whole body", sv, sf,
                             source="imssim (distance-field envelope of the atlas)", meta=dict(meta)))

@@ -16,6 +16,13 @@ class ScenarioIssue:
     message: str
     severity: str = "error"  # "error" or "warning"
 
+    def __post_init__(self) -> None:
+        # one printable line whatever the input held (lone surrogates, newlines)
+        for f in ("file", "path", "message"):
+            v = getattr(self, f)
+            v = v.encode("utf-8", "backslashreplace").decode("utf-8")
+            object.__setattr__(self, f, " ".join(v.split()) if f == "message" else v.replace("\n", "\\n"))
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else f"{self.file}"
         sev = "warning: " if self.severity == "warning" else ""

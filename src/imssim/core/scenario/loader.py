@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import io
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,45 @@ MAX_SCENARIO_BYTES = 256 * 1024
 MAX_DEPTH = 24
 
 
-def _yaml() -> YAML:
+#: House style for new files: mappings by 2, list dashes indented 2 under their key.
+DEFAULT_INDENT = (2, 4, 2)
+
+_KEY_BLOCK = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
+_ITEM = re.compile(r"^( *)(- |-$)")
+_KEY = re.compile(r"^( *)[^\s#-][^:#]*:( |$)")
+
+
+def guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) indentation used by ``text``, for ruamel's ``indent()``.
+
+    Round-trip keeps comments and order but re-indents with one global style; using the
+    author's own style keeps an unchanged file byte-identical.
+    """
+    mapping = seq_offset = None
+    lines = text.splitlines()
+    for prev, line in zip(lines, lines[1:]):
+        m = _KEY_BLOCK.match(prev)
+        if not m:
+            continue
+        base = len(m.group(1))
+        it = _ITEM.match(line)
+        if it and seq_offset is None:
+            seq_offset = len(it.group(1)) - base
+        k = _KEY.match(line)
+        if k and not it and mapping is None and len(k.group(1)) > base:
+            mapping = len(k.group(1)) - base
+        if mapping is not None and seq_offset is not None:
+            break
+    mapping = mapping or DEFAULT_INDENT[0]
+    if seq_offset is None or seq_offset < 0:
+        return DEFAULT_INDENT
+    return mapping, seq_offset + 2, seq_offset
+
+
+def _yaml(indent: tuple[int, int, int] = DEFAULT_INDENT) -> YAML:
     y = YAML(typ="rt")
     y.preserve_quotes = True
-    y.indent(mapping=2, sequence=4, offset=2)
+    y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
     y.width = 4096  # never re-wrap the author's lines
     return y
 
@@ -94,13 +130,19 @@ def _is_tag(part) -> bool:
     return isinstance(part, str) and (part in ("multiple_choice", "pick_structure") or any(c in part for c in "[]()"))
 
 
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def format_path(parts: tuple) -> str:
+    """``patient.findings[0].locus``; odd keys are quoted: ``patient['my key']``."""
     out = ""
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        else:
+        elif _NAME.match(str(p)):
             out += ("." if out else "") + str(p)
+        else:
+            out += f"[{str(p)!r}]"
     return out
 
 
@@ -110,6 +152,7 @@ class _Unsafe(Exception):
         self.node, self.msg = node, msg
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null")}
 
 
@@ -130,6 +173,9 @@ def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> 
         if isinstance(node, CommentedMap):
             if getattr(node, "merge", None):
                 raise _Unsafe((parent, key), "YAML merge keys (<<) are not allowed in a scenario")
+            for k in node:
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    raise _Unsafe((parent, key), "a key holds an invalid character (an unpaired UTF-16 surrogate escape)")
             return {k if isinstance(k, (str, int, float, bool)) or k is None else str(k): _plain(v, seen, depth + 1, node, k)
                     for k, v in node.items()}
         return [_plain(v, seen, depth + 1, node, i) for i, v in enumerate(node)]
@@ -143,6 +189,8 @@ def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> 
             raise _Unsafe((parent, key), "numbers must be finite (not .inf or .nan)")
         return f
     if isinstance(node, str):
+        if _SURROGATE.search(node):
+            raise _Unsafe((parent, key), "text holds an invalid character (an unpaired UTF-16 surrogate escape)")
         return str(node)
     kind = type(node).__name__
     hint = "; put it in quotes if it is text" if kind in ("date", "datetime") else ""
@@ -202,6 +250,7 @@ def read_document(path: str | Path, text: str | None = None) -> CommentedMap:
     doc = docs[0]
     if not isinstance(doc, CommentedMap):
         raise ScenarioError([ScenarioIssue(name, 1, 1, "", "a scenario is a mapping of fields (version:, id:, title:, ...)")])
+    doc._imssim_indent = guess_indent(text)
     return doc
 
 
@@ -378,15 +427,15 @@ def load_document_and_scenario(path: str | Path, text: str | None = None) -> Sce
 def save_document(doc: CommentedMap, path: str | Path) -> Path:
     """Write a round-trip document back (comments and order kept), atomically."""
     path = Path(path)
-    buf = io.StringIO()
-    _yaml().dump(doc, buf)
+    text = dump_document(doc)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
 
 
 def dump_document(doc: CommentedMap) -> str:
+    """The document as YAML text, in the indentation style it was read with."""
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
+    _yaml(getattr(doc, "_imssim_indent", DEFAULT_INDENT)).dump(doc, buf)
     return buf.getvalue()

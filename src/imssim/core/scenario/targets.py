@@ -6,8 +6,8 @@ Segmental rule (Gunn's IMS; see docs/scenarios.md for the sources):
   level by level by the medial branch of the same dorsal ramus), on the affected side(s),
   scored with a level tolerance. Where the atlas has no multifidus at that level (e.g.
   S1) the nearest level within the tolerance stands in for it; where there is none
-  within it (e.g. C1) the dorsal-ramus muscles supplied by at most four roots including
-  the segment (suboccipital muscles, semispinalis capitis...) do.
+  within it (e.g. C1) the most level-specific dorsal-ramus muscles supplied by the
+  segment (fewest roots, at most :data:`MAX_FALLBACK_ROOTS`; e.g. semispinalis capitis) do.
 * peripheral: the atlas muscles whose root range includes the segment (their
   ``Structure.segments``), on the affected side(s), except dorsal-ramus back muscles
   (they are paraspinal and not level-specific). A muscle whose dominant root is the
@@ -93,6 +93,25 @@ def paraspinal_candidates(atlas: Atlas, segment: str, side: str, tolerance: int)
     return [s for d, s in best if d == dmin]
 
 
+#: Dorsal-ramus muscles supplied by more roots than this never stand in for a level.
+MAX_FALLBACK_ROOTS = 8
+
+
+def fallback_paraspinal(atlas: Atlas, segment: str, side: str) -> list[Structure]:
+    """The most level-specific dorsal-ramus muscles supplied by ``segment`` (no multifidus there).
+
+    Those with the fewest roots win (e.g. semispinalis capitis, C1-C6, for C1), and
+    broadly supplied ones (longissimus, T1-L5) never do.
+    """
+    cands = [s for s in atlas.muscles_for_segment(segment)
+             if s.side == side and is_dorsal_ramus_muscle(s) and not is_multifidus(s)
+             and len(s.segments) <= MAX_FALLBACK_ROOTS]
+    if not cands:
+        return []
+    narrowest = min(len(s.segments) for s in cands)
+    return [s for s in cands if len(s.segments) == narrowest]
+
+
 @dataclass
 class Derivation:
     """derive_targets' full answer: the targets and notes on what could not be found."""
@@ -114,8 +133,7 @@ def derive(scenario: Scenario, atlas: Atlas) -> Derivation:
                     cands = paraspinal_candidates(atlas, seg, side, t.level_tolerance)
                     if not cands:
                         # no multifidus there (e.g. C1): the dorsal-ramus muscles supplied by the segment
-                        cands = [s for s in atlas.muscles_for_segment(seg)
-                                 if s.side == side and is_dorsal_ramus_muscle(s) and len(s.segments) <= 4]
+                        cands = fallback_paraspinal(atlas, seg, side)
                         if not cands:
                             note = (f"no multifidus or other dorsal-ramus muscle at or within "
                                     f"{t.level_tolerance} level(s) of {seg} in this atlas")

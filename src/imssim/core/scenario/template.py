@@ -52,6 +52,13 @@ def new_scenario_text(atlas: Atlas, segments: str, side: str, condition: str, sc
     targets = derive_targets(probe, atlas)
     para = [t for t in targets if t.kind == "paraspinal"]
     peri = [t for t in targets if t.kind == "peripheral"]
+
+    def span(t) -> int:
+        st = atlas.structures.get(t.structure)
+        return len(st.segments) if st is not None else 99
+
+    # most representative first: covers more of the affected segments, weighs more, narrower supply
+    peri.sort(key=lambda t: (-len(t.segments), -t.weight, span(t), t.structure))
     chosen = para[: 2 * len(segs)] + peri[:3]
     main_seg = segs[0]
     side_word = "both sides" if side == "bilateral" else f"the {side}"
@@ -130,6 +137,10 @@ def new_scenario_text(atlas: Atlas, segments: str, side: str, condition: str, sc
     a("  needles:")
     a("    lengths_mm: [25, 40, 50, 60]")
     a("    gauges_mm: [0.25, 0.30]")
+    if any(x.startswith("T") or x in ("C7", "C8") for x in segs):
+        a("  # over the thorax the pleura is close: consider zones with short needles, e.g.")
+        sfx = "l" if side == "left" else "r"
+        a(f"  # zones: [{{landmark: scapula_medial_border_{sfx}, radius_mm: 80, max_length_mm: 19}}]")
     a("  max_needles: 10")
     a("  breach_fails: true")
     a("")

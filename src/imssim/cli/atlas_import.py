@@ -1,0 +1,139 @@
+"""``imssim atlas import|fetch|use|fit-report``: bring real anatomy meshes in.
+
+Added to the ``atlas`` command's actions by :func:`add_actions` (called from
+``cli/atlas.py``). Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import UserError
+
+
+def _user_errors(fn):
+    def run(args):
+        from ..core.atlas import AtlasFileError
+        from ..core.importer import ManifestError, MeshFileError
+        from ..core.importer.fetch import FetchError
+
+        try:
+            return fn(args)
+        except (ManifestError, MeshFileError, FetchError, AtlasFileError) as e:
+            raise UserError(str(e)) from None
+
+    run.__name__ = fn.__name__
+    return run
+
+
+def _progress():
+    from .atlas import _progress_cb
+
+    return _progress_cb()
+
+
+def _print_fit(name: str, fit: dict, out=None) -> None:
+    out = out or sys.stdout
+    t = fit.get("transform", {})
+    rms = fit.get("rms_mm")
+    print(f"atlas {name}: aligned by {fit.get('method')} ({fit.get('init')}), scale {t.get('scale', 1):.3f}, "
+          f"rotation {t.get('rotation_deg', 0):.1f} deg, RMS {rms:.1f} mm" if rms is not None else
+          f"atlas {name}: not aligned ({fit.get('note', fit.get('method'))})", file=out)
+    for seg, d in sorted(fit.get("segments", {}).items()):
+        print(f"  segment {seg}: RMS {d['rms_mm']:.1f} mm over {len(d['structures'])} structures", file=out)
+    rows = fit.get("structures", {})
+    if rows:
+        print(f"  {'structure':34s} {'centroid mm':>11s} {'Dice':>6s} {'IoU':>6s}", file=out)
+        for sid, d in sorted(rows.items()):
+            print(f"  {sid:34s} {d['centroid_distance_mm']:11.1f} {d.get('dice', 0):6.2f} {d.get('iou', 0):6.2f}",
+                  file=out)
+
+
+@_user_errors
+def cmd_import(args) -> int:
+    from ..core import store
+    from ..core.importer import import_atlas
+
+    atlas = import_atlas(args.manifest, name=args.name, profile=args.profile, progress=_progress(),
+                         parts_list=args.parts_list, fill=args.fill)
+    s = atlas.summary()
+    print(f"imported {s['structures']} structures, {s['landmarks']} landmarks into atlas {atlas.name!r} "
+          f"({store.imported_path(atlas.name)})")
+    _print_fit(atlas.name, atlas.meta.get("fit", {}))
+    print(f"use it with: imssim --atlas {atlas.name} ...   or   imssim atlas use {atlas.name}")
+    return 0
+
+
+@_user_errors
+def cmd_fetch(args) -> int:
+    from ..core.importer.fetch import default_dest, fetch_vhm
+
+    dest = args.dest or default_dest(args.dataset)
+    files = fetch_vhm(dest, mirror=args.mirror, progress=_progress())
+    print(f"{len(files)} files checked (sha256) in {dest}")
+    if args.do_import:
+        args.manifest, args.profile, args.name, args.parts_list = str(dest), "vhm", args.dataset, None
+        args.fill = args.fill
+        return cmd_import(args)
+    print(f"import them with: imssim atlas import {dest} --profile vhm --name {args.dataset}")
+    return 0
+
+
+def cmd_use(args) -> int:
+    from ..core import store
+
+    try:
+        store.use_atlas(args.name)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+    print(f"atlas {args.name!r} selected")
+    return 0
+
+
+@_user_errors
+def cmd_fit_report(args) -> int:
+    from ..core import store
+    from ..core.atlas import Atlas
+
+    if args.name == store.BUILTIN:
+        raise UserError("the built-in atlas is the reference; it has no fit report")
+    path = store.imported_path(args.name)
+    if not path.exists():
+        raise UserError(f"no imported atlas named {args.name!r}; available: {', '.join(store.available_atlases())}")
+    atlas = Atlas.load(path)
+    fit = atlas.meta.get("fit", {})
+    if args.json:
+        json.dump(fit, sys.stdout, indent=2)
+        print()
+    else:
+        _print_fit(args.name, fit)
+    return 0
+
+
+def add_actions(asub) -> None:
+    """Add import/fetch/use/fit-report to the ``atlas`` subcommand's action parsers."""
+    p = asub.add_parser("import", help="import an atlas from a manifest (or a dataset folder with --profile)")
+    p.add_argument("manifest", metavar="MANIFEST", help="manifest YAML file, or a dataset folder with --profile")
+    p.add_argument("--name", help="atlas name (default: the manifest's name)")
+    p.add_argument("--profile", choices=["vhm", "bodyparts3d"], help="dataset profile naming the files")
+    p.add_argument("--parts-list", help="BodyParts3D parts list (default: found in the folder)")
+    p.add_argument("--fill", choices=["none", "builtin"], help="add the built-in structures the dataset lacks "
+                                                               "(default: the manifest's fill, else none)")
+    p.set_defaults(func=cmd_import)
+    p = asub.add_parser("fetch", help="download an open dataset (sha256-checked)")
+    p.add_argument("dataset", choices=["vhm-lowerlimb"])
+    p.add_argument("--mirror", help="local folder or URL holding the files (default: $IMSSIM_DATA_MIRROR, "
+                                    "else the pinned GitHub URLs)")
+    p.add_argument("--dest", help="where to put the files (default: the imssim cache)")
+    p.add_argument("--import", dest="do_import", action="store_true", help="import them as an atlas afterwards")
+    p.add_argument("--fill", choices=["none", "builtin"], default=None,
+                   help="with --import: add the built-in structures the dataset lacks")
+    p.set_defaults(func=cmd_fetch)
+    p = asub.add_parser("use", help="select the atlas later runs use")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_use)
+    p = asub.add_parser("fit-report", help="how well an imported atlas fits the built-in skeleton")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_fit_report)
