@@ -347,7 +347,9 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     dnames = [ids[di] for di in index._danger]
     dharm = [harm[di] for di in index._danger]
     clear = np.full((len(dnames), n), np.inf)
-    for j, (tree, lo, hi) in enumerate(index._danger.values()):
+    for j, entry in enumerate(index._danger.values()):
+        # TissueIndex._danger holds (fine KD-tree, ..., box min, box max)
+        tree, lo, hi = entry[0], entry[-2], entry[-1]
         # only tips within 100 mm of the structure's box can be within 100 mm of it
         m = np.nonzero(np.all((br.tip > lo - 100.0) & (br.tip < hi + 100.0), axis=1))[0]
         if len(m):
