@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .. import __version__
 from .atlas import Atlas, AtlasFileError
 from .data import meshes_dir
@@ -112,6 +114,10 @@ def _load_builtin_full(progress: Progress | None = None, rebuild: bool = False) 
             log.warning("%s; rebuilding", e)
     atlas = build_builtin(progress)
     atlas.save(path)
+    # the cache stores float32 vertices: give the fresh atlas the same values, so a session
+    # recorded right after a build replays identically from the cache
+    for st in atlas:
+        st.vertices = st.vertices.astype(np.float32).astype(np.float64)
     # remove older built-in caches
     for old in path.parent.glob(f"{BUILTIN}-*.npz"):
         if old != path:
