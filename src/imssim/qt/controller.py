@@ -1,0 +1,442 @@
+"""The window's brain: every mouse/keyboard handler as a plain method that calls the core.
+
+The controller owns no widgets. It holds the atlas scene (render layer), the tissue index
+(core), the needles and the mode, and reports changes to listeners as ``(event, data)``
+pairs; the Qt window only turns widget events into these calls and data into widgets.
+Tests drive it directly with fake events (display coordinates, wheel steps, key names).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..core.atlas import Atlas
+from ..core.needle import (
+    REDIRECT_DEPTH_MM,
+    Needle,
+    NeedleError,
+    NeedleTrack,
+    direction_from_angles,
+)
+from ..core.traversal import TissueIndex, Traversal
+from ..render.overlay import NeedleGlyph, Overlay, clearance_colour
+from ..render.scene import AtlasScene
+from ..render.views import PRESETS, apply_preset, screen_ray
+
+MODES = ("practice", "quiz", "exam")
+TOOLS = ("look", "needle", "palpate")
+AIM_STEP_DEG = 2.0
+MAX_AIM_DEG = 60.0
+STEP_MM = 1.0
+#: Kinds a hover/click may name even when translucent.
+NAMEABLE_MIN_OPACITY = 0.3
+
+
+@dataclass
+class PlacedNeedle:
+    """A needle in the body: its track (core), its aim and its glyph (render)."""
+
+    track: NeedleTrack
+    normal: np.ndarray  # outward skin normal at the entry
+    side: str
+    glyph: NeedleGlyph
+    medial_deg: float = 0.0
+    caudal_deg: float = 0.0
+    traversal: Traversal | None = None
+    stopped: str | None = None  # why the attempt was stopped (practice mode, danger)
+    breached: set = field(default_factory=set)
+
+    @property
+    def entry(self) -> np.ndarray:
+        return np.asarray(self.track.pose.entry)
+
+    @property
+    def direction(self) -> np.ndarray:
+        return np.asarray(self.track.pose.direction)
+
+    @property
+    def depth(self) -> float:
+        return self.track.pose.depth
+
+    @property
+    def tilt_deg(self) -> float:
+        """Angle between the needle and the perpendicular to the skin."""
+        c = float(np.clip(-self.normal @ self.direction, -1, 1))
+        return float(np.degrees(np.arccos(c)))
+
+
+class Controller:
+    """Handlers for the trainee's window. ``plotter`` is any pyvista plotter (Qt or off-screen)."""
+
+    def __init__(self, atlas: Atlas, plotter, index: TissueIndex | None = None, mode: str = "practice"):
+        self.atlas = atlas
+        self.plotter = plotter
+        self.scene = AtlasScene.build(plotter, atlas)
+        self.overlay = Overlay(self.scene)
+        self.index = index if index is not None else TissueIndex(atlas)
+        self.needles: list[PlacedNeedle] = []
+        self.active: int | None = None
+        self.needle_spec = Needle(50.0, 0.25)
+        self.tool = "look"
+        self.mode = "practice"
+        self.listeners: list[Callable[[str, dict], None]] = []
+        self.feedback: list[tuple[float, str, str]] = []  # (t, level, text)
+        self.hover_text: str | None = None
+        self.selected: str | None = None
+        self._t0 = time.monotonic()
+        self.set_mode(mode)
+        apply_preset(plotter, atlas, "posterior")
+
+    # -- plumbing --------------------------------------------------------------------
+    def clock(self) -> float:
+        return round(time.monotonic() - self._t0, 3)
+
+    def emit(self, event: str, **data) -> None:
+        for f in list(self.listeners):
+            f(event, data)
+
+    def say(self, text: str, level: str = "info") -> None:
+        self.feedback.append((self.clock(), level, text))
+        self.emit("feedback", text=text, level=level)
+
+    def render(self) -> None:
+        self.plotter.render()
+
+    @property
+    def labels_visible(self) -> bool:
+        return self.mode == "practice"
+
+    def label(self, sid: str | None) -> str:
+        if sid is None:
+            return "-"
+        s = self.atlas.structures.get(sid)
+        return s.name if s else sid
+
+    # -- modes and tools ---------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+        self.mode = mode
+        if not self.labels_visible:
+            self.hover_text = None
+            self.overlay.clear_highlight()
+            self.selected = None
+        self.emit("mode", mode=mode)
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}")
+        self.tool = tool
+        self.emit("tool", tool=tool)
+
+    def set_needle_length(self, length_mm: float) -> None:
+        self.needle_spec = Needle(float(length_mm), self.needle_spec.gauge_mm)
+        self.emit("needle_spec", length=length_mm)
+
+    # -- views and layers ---------------------------------------------------------------
+    def view(self, name: str) -> None:
+        apply_preset(self.plotter, self.atlas, name)
+        self.emit("view", view=name)
+        self.render()
+
+    def set_kind_opacity(self, kind: str, opacity: float) -> None:
+        self.scene.set_kind_opacity(kind, opacity)
+        self.render()
+
+    def set_kind_visible(self, kind: str, visible: bool) -> None:
+        self.scene.set_kind_visible(kind, visible)
+        self.render()
+
+    def set_region_visible(self, region: str, visible: bool) -> None:
+        self.scene.set_region_visible(region, visible)
+        self.render()
+
+    def set_danger_visible(self, visible: bool) -> None:
+        for sid, a in self.scene.actors.items():
+            if self.atlas.structures[sid].is_danger:
+                a.SetVisibility(visible)
+        self.render()
+
+    def select_structure(self, sid: str | None, focus: bool = False) -> None:
+        """Highlight one structure (from the list or a click); ``focus`` aims the camera at it."""
+        self.overlay.clear_highlight()
+        self.selected = sid
+        if sid is not None:
+            self.overlay.highlight([sid])
+            if focus:
+                c = self.atlas.structures[sid].centroid
+                cam = self.plotter.camera
+                off = np.asarray(cam.position) - np.asarray(cam.focal_point)
+                cam.focal_point = tuple(c)
+                cam.position = tuple(c + off / np.linalg.norm(off) * 650.0)
+                self.plotter.reset_camera_clipping_range()
+        self.emit("selected", sid=sid)
+        self.render()
+
+    # -- picking -------------------------------------------------------------------------
+    def _visible(self, sid: str) -> bool:
+        a = self.scene.actors.get(sid)
+        return bool(a is not None and a.GetVisibility() and a.GetProperty().GetOpacity() >= NAMEABLE_MIN_OPACITY)
+
+    def pick(self, x: float, y: float) -> str | None:
+        """The first visible, not see-through structure under display pixel (x, y)."""
+        o, d = screen_ray(self.plotter, x, y)
+        tr = self.index.query(o, d, 6000.0, stop_at_bone=False)
+        for iv in sorted(tr.intervals, key=lambda iv: iv.entry_depth):
+            if self._visible(iv.structure):
+                return iv.structure
+        return None
+
+    def on_hover(self, x: float, y: float) -> str | None:
+        """Name under the pointer (None in quiz and exam mode, where names are hidden)."""
+        if not self.labels_visible:
+            self.hover_text = None
+        else:
+            sid = self.pick(x, y)
+            self.hover_text = self.label(sid) if sid else None
+        self.emit("hover", text=self.hover_text)
+        return self.hover_text
+
+    def on_click(self, x: float, y: float) -> None:
+        """A click (not a drag) in the 3D view at display pixel (x, y)."""
+        if self.tool == "needle":
+            o, d = screen_ray(self.plotter, x, y)
+            self.place_needle_ray(o, d)
+        elif self.tool == "palpate":
+            self.say("Palpation needs a scenario (the scenario engine is not available in this build).", "warn")
+        else:
+            sid = self.pick(x, y)
+            if self.labels_visible:
+                self.select_structure(sid)
+            self.emit("clicked", sid=sid)
+
+    def on_wheel(self, steps: int, fine: bool = False) -> bool:
+        """Mouse wheel: advances (+) or withdraws (-) the active needle in the needle tool.
+
+        Returns True when the wheel was used (otherwise the view zooms)."""
+        if self.tool != "needle" or self.active is None:
+            return False
+        mm = (0.5 if fine else STEP_MM) * abs(steps)
+        self.advance(mm) if steps > 0 else self.withdraw(mm)
+        return True
+
+    def on_drag_aim(self, dx_px: float, dy_px: float) -> None:
+        """Aim by dragging (with Ctrl): right/left = medial/lateral, up/down = cranial/caudal."""
+        n = self.current
+        if n is None:
+            return
+        med = dx_px * 0.25 * (1 if n.side == "right" else -1)
+        self.aim(med, dy_px * 0.25)
+
+    # -- needles ---------------------------------------------------------------------------
+    @property
+    def current(self) -> PlacedNeedle | None:
+        return None if self.active is None else self.needles[self.active]
+
+    def place_needle_ray(self, origin, direction) -> PlacedNeedle | None:
+        hit = self.index.snap_to_skin(origin, direction)
+        if hit is None:
+            self.say("That click missed the body: click on the skin to set the entry point.", "warn")
+            return None
+        if not hit.on_skin:
+            self.say("This atlas has no skin surface; the needle enters at the first surface hit.", "warn")
+        return self.place_needle_at(hit.point, hit.normal)
+
+    def place_needle_at(self, entry, normal_out, medial_deg: float = 0.0, caudal_deg: float = 0.0) -> PlacedNeedle:
+        entry = np.asarray(entry, float)
+        normal = np.asarray(normal_out, float) / np.linalg.norm(normal_out)
+        side = "midline" if abs(entry[0]) < 1.0 else ("left" if entry[0] > 0 else "right")
+        track = NeedleTrack(self.needle_spec)
+        d = self._direction(entry, normal, side, medial_deg, caudal_deg)
+        track.insert(self.clock(), entry, d, 0.0)
+        glyph = NeedleGlyph(self.plotter, self.needle_spec.length_mm)
+        n = PlacedNeedle(track, normal, side, glyph, medial_deg, caudal_deg)
+        self.needles.append(n)
+        self._activate(len(self.needles) - 1)
+        self.say(f"Needle {len(self.needles)} ({self.needle_spec.length_mm:g} mm) on the skin. "
+                 "Aim with A/D and W/S, advance with the wheel or Up.")
+        self._update()
+        return n
+
+    @staticmethod
+    def _direction(entry, normal, side, medial, caudal) -> np.ndarray:
+        s = "right" if side == "midline" else side
+        return direction_from_angles(normal, entry, medial, caudal, side=s)
+
+    def _activate(self, i: int | None) -> None:
+        for k, n in enumerate(self.needles):
+            n.glyph.set_active(k == i)
+        self.active = i
+
+    def select_next_needle(self) -> None:
+        if not self.needles:
+            return
+        self._activate(0 if self.active is None else (self.active + 1) % len(self.needles))
+        self._update()
+
+    def aim(self, d_medial: float = 0.0, d_caudal: float = 0.0) -> None:
+        """Change the angle. Below the subcutaneous layer this is a redirection: the needle
+        is first withdrawn to the subcutaneous layer (as a practitioner must)."""
+        n = self.current
+        if n is None:
+            return
+        med = float(np.clip(n.medial_deg + d_medial, -MAX_AIM_DEG, MAX_AIM_DEG))
+        cau = float(np.clip(n.caudal_deg + d_caudal, -MAX_AIM_DEG, MAX_AIM_DEG))
+        try:
+            d = self._direction(n.entry, n.normal, n.side, med, cau)
+        except NeedleError as e:
+            self.say(str(e), "warn")
+            return
+        n.medial_deg, n.caudal_deg = med, cau
+        t = self.clock()
+        if n.depth > REDIRECT_DEPTH_MM:
+            n.track.redirect(t, d)
+            n.stopped = None
+            self.say(f"Redirected: withdrawn to {REDIRECT_DEPTH_MM:g} mm and re-aimed.")
+        else:
+            n.track._push(t, n.entry, d, n.depth, "move")
+        self._update()
+
+    def advance(self, mm: float = STEP_MM) -> None:
+        n = self.current
+        if n is None:
+            return
+        if n.stopped:
+            self.say(f"Attempt stopped: {n.stopped} Withdraw (Down) or remove the needle (Delete).", "danger")
+            return
+        if n.traversal is not None and n.traversal.bone_contact and n.traversal.depth < n.depth + 1e-6:
+            pass
+        n.track.advance(self.clock(), mm)
+        self._update()
+
+    def withdraw(self, mm: float = STEP_MM) -> None:
+        n = self.current
+        if n is None:
+            return
+        n.track.withdraw(self.clock(), mm)
+        if n.stopped and not (n.traversal and n.traversal.breaches):
+            n.stopped = None
+        self._update()
+
+    def redirect(self) -> None:
+        """Withdraw to the subcutaneous layer keeping the angle (then re-aim and advance)."""
+        n = self.current
+        if n is None:
+            return
+        n.track.redirect(self.clock(), n.direction)
+        n.stopped = None
+        self.say(f"Withdrawn to the subcutaneous layer ({REDIRECT_DEPTH_MM:g} mm) to redirect.")
+        self._update()
+
+    def remove_needle(self) -> None:
+        n = self.current
+        if n is None:
+            return
+        n.track.remove(self.clock())
+        n.glyph.remove()
+        k = self.active
+        self.needles.pop(k)
+        self.say(f"Needle {k + 1} removed.")
+        self._activate(len(self.needles) - 1 if self.needles else None)
+        self._update()
+
+    # -- the live readout -------------------------------------------------------------
+    def _update(self) -> None:
+        n = self.current
+        if n is None:
+            self.emit("needle", readout=None)
+            self.render()
+            return
+        tr = self.index.query(n.entry, n.direction, n.depth)
+        if tr.depth < n.depth - 1e-6:  # bone stopped the needle
+            n.track._push(self.clock(), n.entry, n.direction, tr.depth, "move")
+            if tr.bone_contact:
+                self.say(f"Bone contact ({self.label(tr.bone_contact.structure) if self.labels_visible else 'bone'})"
+                         f" at {tr.depth:.0f} mm: withdraw or redirect.", "warn")
+        new = {b.structure for b in tr.breaches} - n.breached
+        n.traversal = tr
+        for b in tr.breaches:
+            if b.structure in new:
+                n.breached.add(b.structure)
+                self._danger(n, b)
+        mc = tr.min_clearance
+        n.glyph.update(n.entry, n.direction, n.depth)
+        n.glyph.set_warning(clearance_colour(mc.shaft_mm if mc else None))
+        self.emit("needle", readout=self.readout())
+        self.render()
+
+    def _danger(self, n: PlacedNeedle, b) -> None:
+        what = self.label(b.structure)
+        text = {
+            "pneumothorax": "the needle went through the pleura into the lung: risk of pneumothorax.",
+            "cord injury": "the needle entered the spinal canal: risk of spinal cord injury.",
+            "vascular injury": "the needle entered a major blood vessel.",
+            "nerve injury": "the needle entered a nerve: risk of nerve injury.",
+            "organ puncture": "the needle punctured an organ.",
+        }.get(b.harm, f"the needle entered a danger structure ({b.harm}).")
+        self.emit("danger", structure=b.structure, harm=b.harm, depth=b.depth, text=text)
+        if self.mode == "practice":
+            n.stopped = f"{what} at {b.depth:.0f} mm - {text}"
+            self.say(f"STOP: {what} at {b.depth:.0f} mm - {text} Withdraw the needle.", "danger")
+        else:
+            self.say(f"Danger event recorded ({b.harm}).", "danger")
+
+    def readout(self) -> dict | None:
+        n = self.current
+        if n is None or n.traversal is None:
+            return None
+        tr = n.traversal
+        mc = tr.min_clearance
+        hide = not self.labels_visible
+        layers = [self.label(s) for s in tr.layers]
+        return {
+            "needle": self.active + 1,
+            "count": len(self.needles),
+            "length": n.track.needle.length_mm,
+            "depth": n.depth,
+            "medial_deg": n.medial_deg,
+            "caudal_deg": n.caudal_deg,
+            "tilt_deg": n.tilt_deg,
+            "tip": "(hidden)" if hide else self.label(tr.structure_at_tip) if tr.structure_at_tip else "-",
+            "tip_id": tr.structure_at_tip,
+            "layers": ["(hidden)"] if hide and layers else layers,
+            "bone": tr.bone_contact is not None,
+            "clearance_mm": None if mc is None else mc.shaft_mm,
+            "clearance_of": None if mc is None else (mc.harm if hide else self.label(mc.structure)),
+            "clearance_colour": clearance_colour(mc.shaft_mm if mc else None),
+            "stopped": n.stopped,
+        }
+
+    # -- keyboard -------------------------------------------------------------------------
+    def shortcuts(self) -> list[tuple[str, str, Callable[[], None]]]:
+        """(key, description, action) for everything frequent; the window binds and lists them."""
+        out = [
+            ("N", "Needle tool: click the skin to insert a needle", lambda: self.set_tool("needle")),
+            ("Esc", "Look tool: click names a structure, drag rotates", lambda: self.set_tool("look")),
+            ("Up", "Advance the needle 1 mm (also the mouse wheel)", lambda: self.advance(STEP_MM)),
+            ("Down", "Withdraw the needle 1 mm", lambda: self.withdraw(STEP_MM)),
+            ("Shift+Up", "Advance 5 mm", lambda: self.advance(5.0)),
+            ("Shift+Down", "Withdraw 5 mm", lambda: self.withdraw(5.0)),
+            ("A", "Aim medially (toward the midline)", lambda: self.aim(d_medial=AIM_STEP_DEG)),
+            ("D", "Aim laterally", lambda: self.aim(d_medial=-AIM_STEP_DEG)),
+            ("W", "Aim cranially (toward the head)", lambda: self.aim(d_caudal=-AIM_STEP_DEG)),
+            ("S", "Aim caudally (toward the feet)", lambda: self.aim(d_caudal=AIM_STEP_DEG)),
+            ("R", "Redirect: withdraw to the subcutaneous layer", self.redirect),
+            ("Tab", "Select the next needle", self.select_next_needle),
+            ("Delete", "Remove the selected needle", self.remove_needle),
+        ]
+        for name, p in PRESETS.items():
+            out.append((p.key, f"View: {p.title}", lambda name=name: self.view(name)))
+        return out
+
+    def on_key(self, key: str) -> bool:
+        """Run the shortcut bound to ``key`` (e.g. "Up", "Shift+Up", "A", "5"); True if bound."""
+        for k, _, f in self.shortcuts():
+            if k.lower() == key.lower():
+                f()
+                return True
+        return False
