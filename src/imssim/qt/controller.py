@@ -308,8 +308,6 @@ class Controller:
         if n.stopped:
             self.say(f"Attempt stopped: {n.stopped} Withdraw (Down) or remove the needle (Delete).", "danger")
             return
-        if n.traversal is not None and n.traversal.bone_contact and n.traversal.depth < n.depth + 1e-6:
-            pass
         n.track.advance(self.clock(), mm)
         self._update()
 
@@ -318,9 +316,11 @@ class Controller:
         if n is None:
             return
         n.track.withdraw(self.clock(), mm)
-        if n.stopped and not (n.traversal and n.traversal.breaches):
-            n.stopped = None
         self._update()
+        if n.stopped and not n.traversal.breaches:
+            n.stopped = None
+            self.say("Out of the danger structure. Redirect (A/D, W/S) before advancing again.")
+            self.emit("needle", readout=self.readout())
 
     def redirect(self) -> None:
         """Withdraw to the subcutaneous layer keeping the angle (then re-aim and advance)."""
@@ -357,11 +357,12 @@ class Controller:
             if tr.bone_contact:
                 self.say(f"Bone contact ({self.label(tr.bone_contact.structure) if self.labels_visible else 'bone'})"
                          f" at {tr.depth:.0f} mm: withdraw or redirect.", "warn")
-        new = {b.structure for b in tr.breaches} - n.breached
+        now = {b.structure for b in tr.breaches}
+        new = now - n.breached
+        n.breached = now  # leaving a danger structure and re-entering it is a new event
         n.traversal = tr
         for b in tr.breaches:
             if b.structure in new:
-                n.breached.add(b.structure)
                 self._danger(n, b)
         mc = tr.min_clearance
         n.glyph.update(n.entry, n.direction, n.depth)

@@ -530,6 +530,12 @@ class MainWindow(QtWidgets.QMainWindow):
         QtWidgets.QApplication.processEvents()
         return self.grab().save(str(path), "PNG")
 
+    def showEvent(self, ev):  # noqa: N802
+        super().showEvent(ev)
+        if not getattr(self, "_shown", False):
+            self._shown = True
+            QtCore.QTimer.singleShot(0, lambda: self.controller.view("posterior"))
+
     def closeEvent(self, ev):  # noqa: N802
         self._clock_timer.stop()
         self._hover_timer.stop()

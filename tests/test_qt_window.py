@@ -1,0 +1,223 @@
+"""The trainee's window, driven through its real handlers (pytest-qt, under Xvfb).
+
+The 3D view needs a real OpenGL context: pytest-xvfb starts a virtual X server when no
+DISPLAY is set (Qt's 'offscreen' platform cannot host QOpenGLWidget).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt", reason="pytest-qt is needed to drive the window")
+
+from PySide6 import QtCore, QtGui  # noqa: E402
+
+from imssim.core.atlas import Atlas, Landmark, Structure  # noqa: E402
+from imssim.core.needle import Placement  # noqa: E402
+from imssim.core.traversal import TissueIndex  # noqa: E402
+from imssim.render.views import world_to_display  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+Qt = QtCore.Qt
+
+
+@pytest.fixture(scope="module")
+def index(atlas):
+    return TissueIndex(atlas)
+
+
+def make(qtbot, atlas, index=None, mode="practice"):
+    from imssim.qt.window import MainWindow
+
+    w = MainWindow(atlas, mode=mode, index=index)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitActive(w)  # window shortcuts (keys) need the window active
+    w.controller.view("posterior")
+    return w
+
+
+@pytest.fixture
+def win(qtbot, atlas, index):
+    return make(qtbot, atlas, index)
+
+
+def click_world(w, point):
+    """Click (through the controller's click handler) on the pixel showing a world point."""
+    w.controller.render()
+    x, y = world_to_display(w.view3d, point)
+    w.controller.on_click(x, y)
+
+
+def _box(sid, lo, hi, kind, harm=None, name=None):
+    import trimesh
+
+    m = trimesh.creation.box(bounds=[lo, hi])
+    return Structure(sid, name or sid, kind, "midline", "thoracic", m.vertices, m.faces, harm=harm)
+
+
+@pytest.fixture
+def toy_atlas():
+    """Skin over a muscle over a 'lung' (danger) over a bone slab: a needle from behind meets each."""
+    return Atlas("toy", [
+        _box("skin", (-100, -60, 0), (100, 60, 300), "skin", name="skin"),
+        _box("trap", (-90, 30, 10), (90, 55, 290), "muscle", name="test muscle"),  # depth 5-30
+        _box("lung", (-90, 0, 10), (90, 25, 290), "organ", harm="pneumothorax", name="test lung"),  # 35-60
+        _box("rib", (-95, -20, 5), (95, -10, 295), "bone", name="test bone"),  # from depth 70
+    ], [Landmark("T6_spinous", "T6 spinous process", (0.0, 60.0, 150.0))])
+
+
+def test_window_shows_the_body_and_saves_a_picture(win, tmp_path):
+    p = tmp_path / "w.png"
+    assert win.save_screenshot(str(p))
+    img = QtGui.QImage(str(p))
+    assert img.width() >= 1200 and img.height() >= 750
+    # the 3D view is not blank: many distinct colours where the body is drawn
+    v = win.view3d.geometry()
+    cols = {img.pixel(x, y) for x in range(v.x() + 10, v.right() - 10, 9) for y in range(v.y() + 40, v.bottom(), 9)}
+    assert len(cols) > 200
+    # every preset view, layer and region control exists and the structure list names the atlas
+    assert set(win.view_buttons) >= {"posterior", "lateral", "neck", "thorax", "lumbar", "buttock", "leg"}
+    assert {"skin", "muscle", "bone"} <= set(win.kind_checks)
+    assert "lumbar" in win.region_checks
+    assert win.structure_model.rowCount() == len(win.atlas.structures)
+
+
+def test_preset_views_aim_at_their_landmarks(win, atlas):
+    for name, lm in (("lumbar", "L3_spinous"), ("neck", "C4_spinous"), ("thorax", "T6_spinous")):
+        win.view_buttons[name].click()
+        f = np.array(win.view3d.camera.focal_point)
+        assert np.linalg.norm(f[2] - atlas.landmark(lm).xyz[2]) < 60, name
+        assert np.array(win.view3d.camera.position)[1] > f[1]  # from behind
+
+
+def test_layer_toggles_and_structure_filter(win, atlas):
+    bone = next(s.id for s in atlas if s.kind == "bone")
+    win.kind_checks["bone"].setChecked(False)
+    assert not win.controller.scene.actors[bone].GetVisibility()
+    win.kind_checks["bone"].setChecked(True)
+    win.kind_sliders["bone"].setValue(40)
+    assert abs(win.controller.scene.actors[bone].GetProperty().GetOpacity() - 0.4) < 1e-6
+    win.filter_edit.setText("multifidus L5")
+    rows = [win.structure_proxy.index(r, 0).data() for r in range(win.structure_proxy.rowCount())]
+    assert rows and all("multifidus L5" in r for r in rows)
+    ix = win.structure_proxy.index(0, 0)
+    win.structure_list.clicked.emit(ix)
+    assert win.controller.selected == win.structure_proxy.data(ix, Qt.UserRole)
+    assert win.controller.overlay.highlighted == [win.controller.selected]
+
+
+def test_hover_names_a_structure_and_exam_hides_it(win, atlas):
+    win.view_buttons["lumbar"].click()
+    win.kind_checks["skin"].setChecked(False)
+    x, y = world_to_display(win.view3d, atlas.landmark("L4_spinous").xyz + [0, 5, 0])
+    name = win.controller.on_hover(x, y)
+    assert name and win.hover_label.text() == name
+    win.set_mode("exam")
+    assert win.controller.on_hover(x, y) is None and win.hover_label.text() == ""
+    assert not win.structure_list.isVisible()
+    assert win.timer_label.text().startswith("EXAM")
+
+
+def test_needle_by_click_wheel_and_keys_reaches_multifidus(win, atlas, index, qtbot):
+    win.view_buttons["lumbar"].click()
+    target = Placement.from_landmark(index, "L5_spinous", depth=30, lateral_mm=10, side="right")
+    qtbot.keyClick(win, Qt.Key_N)
+    assert win.controller.tool == "needle"
+    click_world(win, target.entry)
+    n = win.controller.current
+    assert n is not None and np.linalg.norm(n.entry - np.array(target.entry)) < 3.0
+    # advance with real wheel events sent to the 3D view: the needle goes in, the camera stays
+    cam = np.array(win.view3d.camera.position)
+    pos = QtCore.QPointF(200, 200)
+    for _ in range(27):
+        ev = QtGui.QWheelEvent(pos, pos, QtCore.QPoint(), QtCore.QPoint(0, 120), Qt.NoButton, Qt.NoModifier,
+                               Qt.NoScrollPhase, False)
+        QtCore.QCoreApplication.sendEvent(win.view3d.interactor, ev)
+    assert np.allclose(cam, win.view3d.camera.position)
+    assert n.depth == pytest.approx(27.0)
+    for _ in range(3):
+        qtbot.keyClick(win, Qt.Key_Up)
+    assert n.depth == pytest.approx(30.0)
+    r = win.controller.readout()
+    assert r["tip_id"].startswith("multifidus_L"), r
+    assert "multifidus" in win.r_tip.text()
+    assert win.r_layers.text().startswith("skin")
+    assert "30.0 mm" in win.r_depth.text()
+    # aiming below the fat is a redirection: withdraws to the subcutaneous layer
+    qtbot.keyClick(win, Qt.Key_A)
+    assert n.medial_deg == pytest.approx(2.0) and n.depth == pytest.approx(5.0)
+    assert "medial" in win.r_angles.text()
+    # a second needle, then remove it
+    click_world(win, Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=12, side="right").entry)
+    assert len(win.controller.needles) == 2 and win.r_needle.text().startswith("2 of 2")
+    qtbot.keyClick(win, Qt.Key_Delete)
+    assert len(win.controller.needles) == 1
+
+
+def test_clicking_off_the_body_places_nothing(win):
+    win.controller.set_tool("needle")
+    win.controller.on_click(3, 3)
+    assert not win.controller.needles
+    assert "missed the body" in win.feedback_view.toPlainText()
+
+
+def test_bone_stops_the_needle_and_danger_stops_the_attempt(qtbot, toy_atlas):
+    w = make(qtbot, toy_atlas)
+    c = w.controller
+    w.length_combo.setCurrentIndex(w.length_combo.findData(75))
+    c.set_tool("needle")
+    click_world(w, (20.0, 60.0, 150.0))
+    n = c.current
+    assert n.side == "left" and abs(n.entry[1] - 60) < 1e-3
+    c.advance(20)  # skin -> muscle
+    assert c.readout()["tip_id"] == "trap"
+    assert c.readout()["clearance_mm"] == pytest.approx(15, abs=1.5)
+    c.advance(20)  # into the lung: practice mode stops the attempt
+    assert "lung" in c.needles[0].breached
+    assert n.stopped and "pneumothorax" in n.stopped
+    assert "STOPPED" in w.r_clear.text()
+    d = n.depth
+    c.advance(5)
+    assert n.depth == d  # cannot go further until withdrawn
+    assert "Attempt stopped" in w.feedback_view.toPlainText()
+    c.withdraw(40)
+    assert not n.stopped
+    c.set_mode("exam")
+    c.advance(75)  # exam: recorded, not stopped, and bone stops the needle at 70 mm
+    assert not n.stopped
+    assert n.traversal.bone_contact is not None and n.traversal.bone_contact.structure == "rib"
+    assert n.depth == pytest.approx(70.0, abs=0.5)
+    assert c.readout()["tip"] == "(hidden)"
+    assert "Danger event recorded" in w.feedback_view.toPlainText()
+
+
+def test_help_and_about(win, atlas):
+    d = win.show_help()
+    rows = win.shortcut_rows()
+    assert any(k == "Up" for k, _ in rows) and any(k == "Wheel" for k, _ in rows)
+    assert "[Up]" in win.actions["Up"].toolTip()
+    assert atlas.attributions[0].source in win.about_html()
+    win.show_about().close()
+    d.close()
+
+
+def test_cli_screenshot_starts_the_real_window_offscreen(tmp_path):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    p = subprocess.run([sys.executable, "-m", "imssim.cli", "run", "--screenshot", str(out)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    img = QtGui.QImage(str(out))
+    assert img.width() == 1280 and img.height() == 800
