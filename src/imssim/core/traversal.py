@@ -35,6 +35,7 @@ TOUCH_MM = 1e-3  # mm: a tip this close to a surface touches it
 NEARBY_MM = 100.0  # danger structures within this distance are reported
 SAMPLE_EDGE_MM = 2.0  # danger surfaces are sampled at least this densely (clearance accuracy ~1 mm)
 MAX_HITS = 256
+NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
 
 #: Tip-structure priority: the most specific kind wins when several contain the tip.
 KIND_PRIORITY = {"nerve": 6, "vessel": 6, "canal": 6, "organ": 5, "muscle": 4, "bone": 3, "subcutaneous": 2, "skin": 1}
@@ -251,6 +252,7 @@ class TissueIndex:
             if s.harm:
                 self._danger[i] = self._danger_tree(s)
         self._own: dict[int, object] = {}
+        self._normal_trees: dict[int, tuple] = {}
 
     # -- building helpers -------------------------------------------------------------
     @staticmethod
@@ -599,11 +601,40 @@ class TissueIndex:
         ng = ng / (np.linalg.norm(ng) or 1.0)
         if ng @ d > 0:
             ng = -ng
+        ng = self._smooth_normal(p, ng, int(ss[k]))
         return SkinHit(p, ng, self.ids[int(ss[k])], float(ts[k]), on_skin)
 
+    def _smooth_normal(self, p: np.ndarray, n0: np.ndarray, s: int, radius: float = NORMAL_RADIUS_MM) -> np.ndarray:
+        """Area-weighted mean normal of the surface around ``p`` (the skin's local
+        orientation, not one facet's): "perpendicular to the skin" means this."""
+        from scipy.spatial import cKDTree
+
+        if s not in self._normal_trees:
+            tri = self.triangles[self.owner == s].astype(np.float64)
+            nrm = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 x area
+            self._normal_trees[s] = (cKDTree(tri.mean(axis=1)), nrm)
+        tree, nrm = self._normal_trees[s]
+        idx = tree.query_ball_point(p, radius)
+        if not idx:
+            return n0
+        nn = nrm[idx]
+        # only the facets facing the same way (a shell's inner surface lies just below)
+        nn = nn[nn @ n0 > 0]
+        if not len(nn):
+            return n0
+        m = nn.sum(axis=0)
+        return m / np.linalg.norm(m)
+
     def structures_at(self, point) -> list[str]:
-        """Structures containing a point (ray parity along +Z, winding number if open)."""
-        return self.query(np.asarray(point, float), [0.0, 0.0, 1.0], 0.0, stop_at_bone=False).at_tip
+        """Structures containing a point: the majority of three ray-parity tests along
+        different axes (a ray grazing a surface cannot flip the answer on its own)."""
+        p = np.asarray(point, float)
+        votes: dict[str, int] = {}
+        for d in ([0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]):
+            for sid in self.query(p, d, 0.0, stop_at_bone=False).at_tip:
+                votes[sid] = votes.get(sid, 0) + 1
+        inside = [sid for sid, n in votes.items() if n >= 2]
+        return sorted(inside, key=lambda sid: -self.priority[self._sidx[sid]])
 
     # -- batches ----------------------------------------------------------------------
     def query_batch(self, entries, directions, depths, stop_at_bone: bool = True) -> BatchResult:

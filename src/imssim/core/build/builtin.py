@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..atlas import Atlas
-from . import landmarks, myosim, skin
+from . import danger, landmarks, myosim, skin
 
 Progress = Callable[[str, float], None]
 
@@ -29,9 +29,14 @@ def _skin(atlas: Atlas, progress: Progress) -> None:
     skin.add_skin(atlas, progress)
 
 
+def _danger(atlas: Atlas, progress: Progress) -> None:
+    danger.add_danger_structures(atlas, progress)
+
+
 #: Stages run in order after the myo-sim base; each adds to the atlas in place.
-#: The skin comes after every muscle (it wraps them); landmarks come last.
-STAGES: list[Callable[[Atlas, Progress], None]] = [_skin, _landmarks]
+#: Landmarks come first (they only need bones; the danger structures are placed by
+#: them), the skin last (it wraps every bone and muscle).
+STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _danger, _skin]
 
 
 def build(progress: Progress = _noop) -> Atlas:

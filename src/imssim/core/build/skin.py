@@ -47,7 +47,7 @@ def _distance_field(atlas: Atlas, levels_max: float):
     from scipy import ndimage
     from scipy.spatial import cKDTree
 
-    parts = [s for s in atlas if s.kind in ("bone", "muscle")]
+    parts = [s for s in atlas if s.kind not in ("skin", "subcutaneous")]  # skin encloses everything
     pts = []
     for s in parts:
         m = trimesh.Trimesh(s.vertices, s.faces, process=False)
@@ -126,24 +126,61 @@ def _shell(outer, inner) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([vo, vi]), np.vstack([fo, fi[:, ::-1] + len(vo)]).astype(np.int32)
 
 
+def _contour_field(phi: np.ndarray, lo: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Closed surface where ``phi`` crosses 0 (phi > 0 inside the body)."""
+    from skimage import measure
+
+    phi = np.pad(phi, 2, constant_values=-1.0)
+    verts, faces, _, _ = measure.marching_cubes(phi, level=0.0, spacing=(VOXEL_MM,) * 3)
+    v, f = verts + lo - 2 * VOXEL_MM, faces.astype(np.int32)
+    import trimesh
+
+    m = trimesh.Trimesh(v, f, process=False)
+    pieces = m.split(only_watertight=False)
+    if len(pieces) > 1:
+        m = max(pieces, key=lambda c: c.area)
+        v, f = np.asarray(m.vertices, float), np.asarray(m.faces, np.int32)
+    v = geo.smooth(v, f, iterations=10)
+    v, f = geo.simplify_manifold(v, f, tolerance)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    if np.einsum("ij,ij->i", a, np.cross(b, c)).sum() < 0:
+        f = f[:, ::-1].copy()
+    return v, f
+
+
 def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
-    """Build skin and subcutaneous shells for every habitus and add them to the atlas."""
-    levels = {DEEP_MM}
-    for h in HABITUS:
-        levels |= {FAT_MM[h], FAT_MM[h] + SKIN_MM}
+    """Build skin and subcutaneous shells for every habitus and add them to the atlas.
+
+    The average build's surfaces are level sets of the distance to the muscles and bones.
+    Lean and obese builds offset the average body surface uniformly (signed distance to
+    it), so the fat gets thinner or thicker by the same amount everywhere, as the
+    published depths describe, instead of filling concavities differently.
+    """
+    from scipy import ndimage
+
+    avg = FAT_MM["average"]
     progress("skin: distance field", 0.0)
-    D, lo = _distance_field(atlas, max(levels))
-    surf = {}
-    for i, lv in enumerate(sorted(levels)):
-        progress(f"skin: contour at {lv:g} mm", (i + 1) / (len(levels) + 1))
-        if lv == DEEP_MM:
-            surf[lv] = _contour(D, lo, lv, DEEP_SIMPLIFY_MM, close_mm=DEEP_CLOSE_MM)
-        else:
-            surf[lv] = _contour(D, lo, lv, SIMPLIFY_MM)
+    D, lo = _distance_field(atlas, avg + SKIN_MM + 6 * VOXEL_MM)
+    progress("skin: average build", 0.3)
+    outer = _contour(D, lo, avg + SKIN_MM, SIMPLIFY_MM)
+    inner = _contour(D, lo, avg, SIMPLIFY_MM)
+    deep = _contour(D, lo, DEEP_MM, DEEP_SIMPLIFY_MM, close_mm=DEEP_CLOSE_MM)
+    surf = {"average": (outer, inner)}
+    # signed distance to the average body surface (positive outside)
+    body = ~_outside(D, avg + SKIN_MM)
+    sd = (ndimage.distance_transform_edt(~body, sampling=VOXEL_MM)
+          - ndimage.distance_transform_edt(body, sampling=VOXEL_MM)).astype(np.float32)
+    sd = ndimage.gaussian_filter(sd, 0.7)
+    for i, h in enumerate(("lean", "obese")):
+        progress(f"skin: {h} build", 0.5 + 0.25 * i)
+        delta = FAT_MM[h] - avg
+        surf[h] = (_contour_field(delta - sd + 1e-3, lo, SIMPLIFY_MM),
+                   _contour_field(delta - SKIN_MM - sd + 1e-3, lo, SIMPLIFY_MM))
     for h in HABITUS:
         fat = FAT_MM[h]
-        sv, sf = _shell(surf[fat + SKIN_MM], surf[fat])
-        fv, ff = _shell(surf[fat], surf[DEEP_MM])
+        out_s, in_s = surf[h]
+        sv, sf = _shell(out_s, in_s)
+        fv, ff = _shell(in_s, deep)
         meta = {"habitus": h, "fat_mm": fat, "skin_mm": SKIN_MM}
         atlas.add(Structure(_variant_id("skin", h), f"skin ({h} build)", "skin", "midline", "whole body", sv, sf,
                             source="imssim (distance-field envelope of the atlas)", meta=dict(meta)))

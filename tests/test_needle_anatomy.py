@@ -1,0 +1,162 @@
+"""Needles on the built-in atlas: the done-means of the traversal issue, and the danger
+structures and skin of the completed atlas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imssim.core import store
+from imssim.core.needle import Placement
+from imssim.core.traversal import TissueIndex
+
+ERECTOR_OR_MF = ("multifidus", "longissimus", "iliocostalis")
+
+
+@pytest.fixture(scope="module")
+def index(atlas):
+    return TissueIndex(atlas)
+
+
+@pytest.fixture(scope="module")
+def obese_index():
+    return TissueIndex(store.load_builtin(habitus="obese"))
+
+
+@pytest.mark.parametrize("lateral", [20, 22])
+def test_l5_paraspinal_needle_reaches_lamina(index, lateral):
+    # 20-22 mm right of the L5 spinous process at the level of its lamina (the tip of the
+    # spinous process lies caudal to the lamina), perpendicular to the skin
+    p = Placement.from_landmark(index, "L5_spinous", depth=75, lateral_mm=lateral, cranial_mm=16, side="right")
+    assert p.on_skin
+    tr = index.query(p.entry, p.direction, p.depth)
+    kinds = [iv.kind for iv in tr.intervals]
+    assert kinds[:2] == ["skin", "subcutaneous"]
+    muscles = [iv.structure for iv in tr.intervals if iv.kind == "muscle"]
+    assert muscles and all(m.endswith("_r") for m in muscles[:2])
+    assert any(m.startswith(ERECTOR_OR_MF) for m in muscles)
+    assert tr.bone_contact is not None and tr.bone_contact.structure == "vertebra_L5"
+    assert 30 <= tr.bone_contact.depth <= 65  # skin to L5 lamina in an average adult
+    assert tr.depth == pytest.approx(tr.bone_contact.depth)
+    assert not tr.breaches
+
+
+def test_t4_needle_aimed_anteriorly_breaches_pleura(index):
+    p = Placement.from_landmark(index, "T4_spinous", depth=60, lateral_mm=45, side="right", direction=(0, -1, 0))
+    tr = index.query(p.entry, p.direction, p.depth)
+    lung = [b for b in tr.breaches if b.structure == "lung_r"]
+    assert lung, tr.layers
+    assert lung[0].harm == "pneumothorax"
+    # skin-to-pleura over the upper thorax at normal build: ~2-4 cm
+    assert 20 <= lung[0].depth <= 40
+    assert tr.clearance_to("lung_r").shaft_mm == 0.0
+    # a shorter needle stops short and reports how close the pleura is
+    short = index.query(p.entry, p.direction, lung[0].depth - 5)
+    assert not short.breaches
+    assert short.clearance_to("lung_r").tip_mm == pytest.approx(5.0, abs=2.5)
+
+
+def test_obese_build_puts_the_pleura_deeper(index, obese_index):
+    def pleura_depth(ix):
+        p = Placement.from_landmark(ix, "T4_spinous", depth=75, lateral_mm=45, side="right", direction=(0, -1, 0))
+        tr = ix.query(p.entry, p.direction, p.depth)
+        return [b for b in tr.breaches if b.structure == "lung_r"][0].depth
+
+    avg, obese = pleura_depth(index), pleura_depth(obese_index)
+    # 6 mm more fat, measured along an oblique (straight anterior) path over a curved back
+    assert 4.0 <= obese - avg <= 14.0
+
+
+def test_buttock_needle_reports_sciatic_clearance(index, atlas):
+    gt = atlas.landmark("greater_trochanter_r").xyz
+    psis = atlas.landmark("psis_r").xyz
+    mid = (gt + psis) / 2
+    hit = index.snap_to_skin(mid + np.array([0, 400.0, 0]), [0, -1.0, 0])
+    assert hit is not None and hit.on_skin
+    nerve = atlas.get("sciatic_nerve_r").vertices
+    top = nerve[nerve[:, 2] > np.percentile(nerve[:, 2], 90)].mean(axis=0)  # at the sciatic notch
+    d = top - hit.point
+    dist = float(np.linalg.norm(d))
+    far = index.query(hit.point, d, 20.0)
+    near = index.query(hit.point, d, dist - 12.0)
+    c_far, c_near = far.clearance_to("sciatic_nerve_r"), near.clearance_to("sciatic_nerve_r")
+    assert c_far is not None and c_near is not None
+    assert c_near.tip_mm < c_far.tip_mm  # approaching the nerve is reported
+    assert 0 < c_near.tip_mm < 15
+    assert "gluteus_maximus_r" in near.layers
+    deep = index.query(hit.point, d, dist + 2.0)
+    assert any(b.structure == "sciatic_nerve_r" for b in deep.breaches) or deep.bone_contact is not None
+
+
+def test_danger_structures_exist_with_their_harm(atlas):
+    want = {
+        "lung_r": "pneumothorax", "lung_l": "pneumothorax", "spinal_canal": "cord injury",
+        "spinal_cord": "cord injury", "kidney_r": "organ puncture", "kidney_l": "organ puncture",
+        "sciatic_nerve_r": "nerve injury", "sciatic_nerve_l": "nerve injury",
+        "vertebral_artery_r": "vascular injury", "vertebral_artery_l": "vascular injury",
+        "nerve_root_L5_r": "nerve injury", "nerve_root_S1_l": "nerve injury",
+    }
+    for sid, harm in want.items():
+        s = atlas.get(sid)
+        assert s.harm == harm and s.is_danger
+    assert atlas.get("kidney_r").centroid[2] < atlas.get("kidney_l").centroid[2]  # right kidney lower
+    # the cord ends around L1-L2, the canal goes on to the sacrum
+    assert atlas.get("spinal_cord").vertices[:, 2].min() > atlas.get("vertebra_L3").centroid[2]
+    assert atlas.get("spinal_canal").vertices[:, 2].min() < atlas.get("vertebra_L5").centroid[2]
+
+
+def test_lungs_inside_the_rib_cage(atlas, index):
+    rib = atlas.get("ribcage").vertices
+    for sid in ("lung_r", "lung_l"):
+        v = atlas.get(sid).vertices
+        below_apex = v[v[:, 2] < rib[:, 2].max()]
+        lo, hi = rib.min(axis=0), rib.max(axis=0)
+        assert (below_apex[:, :2] >= lo[:2] - 1).all() and (below_apex[:, :2] <= hi[:2] + 1).all()
+        # the apex rises above the first rib
+        assert v[:, 2].max() > rib[:, 2].max()
+        # every lung point lies within the body (inside the skin)
+        pts = v[:: max(1, len(v) // 40)]
+        for p in pts:
+            assert "skin" not in index.structures_at(p)
+
+
+def test_skin_encloses_everything(atlas, index):
+    skin = atlas.get("skin")
+    lo, hi = skin.vertices.min(axis=0), skin.vertices.max(axis=0)
+    for s in atlas:
+        if s.kind in ("skin", "subcutaneous"):
+            continue
+        assert (s.vertices.min(axis=0) >= lo - 1e-6).all() and (s.vertices.max(axis=0) <= hi + 1e-6).all(), s.id
+    # rays from outside toward several structure centroids meet the skin first
+    for sid in ("gluteus_medius_r", "multifidus_L5_r", "lung_l", "tibialis_anterior_r", "deltoid_l"):
+        c = atlas.get(sid).centroid
+        for d in ([0, -1.0, 0], [0, 1.0, 0], [1.0, 0, 0]):
+            d = np.array(d)
+            hit = index.snap_to_skin(c - d * 600, d)
+            tr = index.query(c - d * 600, d, 600.0, stop_at_bone=False)
+            if tr.intervals:
+                assert tr.intervals[0].kind == "skin", (sid, d, tr.intervals[0])
+                assert hit is not None
+
+
+def test_habitus_changes_subcutaneous_thickness(atlas, obese_index, index):
+    p = Placement.from_landmark(index, "L3_spinous", depth=40, lateral_mm=40, side="right", direction=(0, -1, 0))
+    avg = index.query(p.entry, p.direction, 40)
+    po = Placement.from_landmark(obese_index, "L3_spinous", depth=40, lateral_mm=40, side="right", direction=(0, -1, 0))
+    ob = obese_index.query(po.entry, po.direction, 40)
+
+    def fat(tr):
+        return sum(iv.exit_depth - iv.entry_depth for iv in tr.intervals if iv.kind == "subcutaneous")
+
+    assert fat(ob) - fat(avg) == pytest.approx(6.0, abs=2.5)
+    lean = TissueIndex(store.load_builtin(habitus="lean"))
+    pl = Placement.from_landmark(lean, "L3_spinous", depth=40, lateral_mm=40, side="right", direction=(0, -1, 0))
+    assert fat(lean.query(pl.entry, pl.direction, 40)) < fat(avg)
+
+
+def test_skin_and_danger_meshes_are_watertight(atlas):
+    from imssim.core.build.geometry import is_watertight
+
+    for s in atlas:
+        if s.kind != "bone":
+            assert is_watertight(s.vertices, s.faces), s.id
