@@ -1,0 +1,284 @@
+"""The segmental rule (which muscles to needle) and positions of trigger loci.
+
+Segmental rule (Gunn's IMS; see docs/scenarios.md for the sources):
+
+* paraspinal: the multifidus fascicles at each affected level (multifidus is supplied
+  level by level by the medial branch of the same dorsal ramus), on the affected side(s),
+  scored with a level tolerance. Where the atlas has no multifidus at that level (e.g.
+  S1) the nearest level within the tolerance stands in for it; where there is none
+  within it (e.g. C1) the dorsal-ramus muscles supplied by at most four roots including
+  the segment (suboccipital muscles, semispinalis capitis...) do.
+* peripheral: the atlas muscles whose root range includes the segment (their
+  ``Structure.segments``), on the affected side(s), except dorsal-ramus back muscles
+  (they are paraspinal and not level-specific). A muscle whose dominant root is the
+  segment weighs ``dominant_root_factor`` times more; a weakly sourced supply
+  ``uncertain_factor`` times less.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+from ..atlas import Atlas, AtlasLookupError, Structure, segment_index
+from .model import Scenario, TriggerLocus
+
+_SIDE_SUFFIX = {"left": "l", "right": "r"}
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """A target as scoring uses it: one atlas structure with its weight and tolerance."""
+
+    structure: str  # atlas structure id
+    name: str
+    kind: str  # "paraspinal" or "peripheral"
+    segments: tuple[str, ...]  # the affected segment(s) it stands for
+    side: str
+    level: str | None  # multifidus level (paraspinal), else None
+    level_tolerance: int
+    weight: float
+    depth_mm: tuple[float, float] | None = None
+    origin: str = "derived"  # "derived" (segmental rule) or "author"
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "structure": self.structure,
+            "name": self.name,
+            "kind": self.kind,
+            "segments": list(self.segments),
+            "side": self.side,
+            "level": self.level,
+            "level_tolerance": self.level_tolerance,
+            "weight": self.weight,
+            "depth_mm": list(self.depth_mm) if self.depth_mm else None,
+            "origin": self.origin,
+            "reason": self.reason,
+        }
+
+
+def is_multifidus(s: Structure) -> bool:
+    return s.kind == "muscle" and bool(s.level) and (s.muscle or "").startswith("multifidus")
+
+
+def is_dorsal_ramus_muscle(s: Structure) -> bool:
+    nerve = (s.innervation.nerve if s.innervation else "").lower()
+    return "dorsal ram" in nerve
+
+
+def structure_kind(s: Structure) -> str:
+    """'paraspinal' for back muscles supplied by dorsal rami, else 'peripheral'."""
+    return "paraspinal" if (is_multifidus(s) or is_dorsal_ramus_muscle(s)) else "peripheral"
+
+
+def paraspinal_candidates(atlas: Atlas, segment: str, side: str, tolerance: int) -> list[Structure]:
+    """Multifidus at ``segment`` on ``side``, else the nearest level within ``tolerance``."""
+    mf = [s for s in atlas.find(kind="muscle", side=side) if is_multifidus(s)]
+    exact = [s for s in mf if s.level == segment]
+    if exact:
+        return exact
+    si = segment_index(segment)
+    best: list[tuple[int, Structure]] = []
+    for s in mf:
+        try:
+            d = abs(segment_index(s.level) - si)
+        except ValueError:
+            continue
+        if d <= tolerance:
+            best.append((d, s))
+    if not best:
+        return []
+    dmin = min(d for d, _ in best)
+    return [s for d, s in best if d == dmin]
+
+
+@dataclass
+class Derivation:
+    """derive_targets' full answer: the targets and notes on what could not be found."""
+
+    targets: list[ResolvedTarget] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def derive(scenario: Scenario, atlas: Atlas) -> Derivation:
+    """Targets plus notes (e.g. "no multifidus at C1 in this atlas")."""
+    t = scenario.targets
+    dx = scenario.diagnosis
+    out: dict[str, ResolvedTarget] = {}
+    notes: list[str] = []
+    if t.derive:
+        for seg in dx.segments:
+            for side in dx.sides:
+                if t.paraspinal:
+                    cands = paraspinal_candidates(atlas, seg, side, t.level_tolerance)
+                    if not cands:
+                        # no multifidus there (e.g. C1): the dorsal-ramus muscles supplied by the segment
+                        cands = [s for s in atlas.muscles_for_segment(seg)
+                                 if s.side == side and is_dorsal_ramus_muscle(s) and len(s.segments) <= 4]
+                        if not cands:
+                            note = (f"no multifidus or other dorsal-ramus muscle at or within "
+                                    f"{t.level_tolerance} level(s) of {seg} in this atlas")
+                            if note not in notes:
+                                notes.append(note)
+                    for s in cands:
+                        prev = out.get(s.id)
+                        segs = tuple(dict.fromkeys((prev.segments if prev else ()) + (seg,)))
+                        if not is_multifidus(s):
+                            reason = f"dorsal-ramus muscle supplied by {seg} (no multifidus at {seg})"
+                        else:
+                            reason = "multifidus at the affected level" if s.level == seg else f"nearest multifidus to {seg}"
+                        out[s.id] = ResolvedTarget(
+                            s.id, s.name, "paraspinal", segs, side, s.level if is_multifidus(s) else None, t.level_tolerance,
+                            max(prev.weight if prev else 0.0, t.paraspinal_weight), None, "derived",
+                            prev.reason if prev and s.level != seg else reason,
+                        )
+                if t.peripheral:
+                    for s in atlas.muscles_for_segment(seg):
+                        if s.side != side or is_multifidus(s) or is_dorsal_ramus_muscle(s):
+                            continue
+                        w = t.peripheral_weight
+                        inn = s.innervation
+                        dominant = bool(inn and inn.dominant == seg)
+                        if dominant:
+                            w *= t.dominant_root_factor
+                        if s.meta.get("uncertain"):
+                            w *= t.uncertain_factor
+                        prev = out.get(s.id)
+                        segs = tuple(dict.fromkeys((prev.segments if prev else ()) + (seg,)))
+                        roots = "-".join([inn.roots[0], inn.roots[-1]]) if inn and inn.roots else "?"
+                        reason = f"{inn.nerve if inn else 'supply'} ({roots}" + (f", dominant {seg})" if dominant else ")")
+                        out[s.id] = ResolvedTarget(
+                            s.id, s.name, "peripheral", segs, side, None, t.level_tolerance,
+                            round(max(prev.weight if prev else 0.0, w), 4), None, "derived", reason,
+                        )
+    for name in t.remove:
+        try:
+            s = atlas.get(name)
+        except AtlasLookupError:
+            continue  # reported by validation
+        out.pop(s.id, None)
+    for add in t.add:
+        try:
+            s = atlas.get(add.structure)
+        except AtlasLookupError:
+            continue
+        prev = out.get(s.id)
+        kind = add.kind or (prev.kind if prev else structure_kind(s))
+        tol = add.level_tolerance if add.level_tolerance is not None else t.level_tolerance
+        segs = prev.segments if prev else tuple(x for x in s.segments if x in dx.segments) or tuple(dx.segments)
+        out[s.id] = ResolvedTarget(
+            s.id, s.name, kind, segs, s.side, s.level if is_multifidus(s) else None, tol, add.weight,
+            tuple(add.depth_mm) if add.depth_mm else None, "author",
+            "added by the author" if prev is None else "re-weighted by the author",
+        )
+    return Derivation(list(out.values()), notes)
+
+
+def derive_targets(scenario: Scenario, atlas: Atlas) -> list[ResolvedTarget]:
+    """The scenario's targets, resolved against ``atlas`` (paraspinal first, then peripheral)."""
+    ts = derive(scenario, atlas).targets
+    return sorted(ts, key=lambda r: (r.kind != "paraspinal", -r.weight, r.structure))
+
+
+# ----------------------------------------------------------------------------- loci
+def _end_direction(end: str, side: str) -> np.ndarray:
+    """Unit vector pointing *away from* the named end (LPS frame)."""
+    if end == "superior":
+        return np.array([0.0, 0.0, -1.0])
+    if end == "inferior":
+        return np.array([0.0, 0.0, 1.0])
+    if end == "posterior":
+        return np.array([0.0, -1.0, 0.0])
+    if end == "anterior":
+        return np.array([0.0, 1.0, 0.0])
+    lateral = np.array([1.0, 0.0, 0.0]) if side == "left" else np.array([-1.0, 0.0, 0.0])
+    return lateral if end == "medial" else -lateral
+
+
+def principal_axis(s: Structure) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, unit axis) of the mesh vertices' largest spread."""
+    v = s.vertices
+    c = v.mean(axis=0)
+    _, _, vt = np.linalg.svd(v - c, full_matrices=False)
+    return c, vt[0]
+
+
+def _inside(s: Structure, p: np.ndarray) -> bool:
+    import trimesh
+
+    m = trimesh.Trimesh(s.vertices, s.faces, process=False)
+    try:
+        return bool(m.contains(p[None, :])[0])
+    except Exception:  # noqa: BLE001 - containment needs a watertight mesh; fall back to "no"
+        return False
+
+
+def snap_inside(s: Structure, p: np.ndarray, inset_mm: float = 2.0) -> np.ndarray:
+    """``p`` if it is inside the mesh, else the nearest surface point moved ``inset_mm`` inwards."""
+    import trimesh
+
+    if _inside(s, p):
+        return p
+    m = trimesh.Trimesh(s.vertices, s.faces, process=False)
+    closest, _, tri = trimesh.proximity.closest_point(m, p[None, :])
+    q = closest[0]
+    n = m.face_normals[tri[0]]
+    for step in (inset_mm, inset_mm / 2, inset_mm / 4):
+        cand = q - n * step
+        if _inside(s, cand):
+            return cand
+    return q
+
+
+def point_along(s: Structure, fraction: float, from_end: str = "superior") -> np.ndarray:
+    """The point ``fraction`` of the way along the muscle's principal axis, inside the muscle.
+
+    The axis is oriented away from ``from_end``; the point is the centre of the vertices
+    in a slab across the axis at that fraction (a cross-section's centre), snapped inside.
+    """
+    c, axis = principal_axis(s)
+    if float(axis @ _end_direction(from_end, s.side)) < 0:
+        axis = -axis
+    t = (s.vertices - c) @ axis
+    lo, hi = float(t.min()), float(t.max())
+    tt = lo + fraction * (hi - lo)
+    half = max(2.0, 0.05 * (hi - lo))
+    sel = np.abs(t - tt) <= half
+    if sel.sum() >= 3:
+        p = s.vertices[sel].mean(axis=0)
+    else:
+        p = c + axis * tt
+    return snap_inside(s, p)
+
+
+def resolve_locus(locus: TriggerLocus, atlas: Atlas, structure: str | Structure | None = None) -> np.ndarray:
+    """The (3,) position in mm (LPS) of a trigger locus.
+
+    ``structure`` is the muscle the locus lies on (needed for ``fraction``; with
+    ``locus.snap`` the point is moved into it when it falls outside). Raises
+    ``AtlasLookupError`` for unknown names and ``ValueError`` for a fraction without one.
+    """
+    s = atlas.get(structure) if isinstance(structure, str) else structure
+    if locus.fraction is not None:
+        if s is None:
+            raise ValueError("a locus given by 'fraction' needs the structure it lies on")
+        return point_along(s, locus.fraction, locus.from_end)
+    if locus.landmark is not None:
+        p = atlas.landmark(locus.landmark).xyz + np.asarray(locus.offset_mm, float)
+    else:
+        p = np.asarray(locus.xyz, float)
+    if s is not None and locus.snap:
+        p = snap_inside(s, p)
+    return p
+
+
+def distance_to(s: Structure, p: np.ndarray) -> float:
+    """Distance (mm) from ``p`` to the structure (0 inside)."""
+    import trimesh
+
+    if _inside(s, p):
+        return 0.0
+    m = trimesh.Trimesh(s.vertices, s.faces, process=False)
+    _, d, _ = trimesh.proximity.closest_point(m, p[None, :])
+    return float(d[0])
