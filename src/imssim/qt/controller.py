@@ -352,9 +352,10 @@ class Controller:
             self.render()
             return
         tr = self.index.query(n.entry, n.direction, n.depth)
+        had_bone = n.traversal is not None and n.traversal.bone_contact is not None
         if tr.depth < n.depth - 1e-6:  # bone stopped the needle
             n.track._push(self.clock(), n.entry, n.direction, tr.depth, "move")
-            if tr.bone_contact:
+            if tr.bone_contact and not had_bone:
                 self.say(f"Bone contact ({self.label(tr.bone_contact.structure) if self.labels_visible else 'bone'})"
                          f" at {tr.depth:.0f} mm: withdraw or redirect.", "warn")
         now = {b.structure for b in tr.breaches}
@@ -402,7 +403,7 @@ class Controller:
             "medial_deg": n.medial_deg,
             "caudal_deg": n.caudal_deg,
             "tilt_deg": n.tilt_deg,
-            "tip": "(hidden)" if hide else self.label(tr.structure_at_tip) if tr.structure_at_tip else "-",
+            "tip": "(hidden)" if hide else self._tip_text(tr),
             "tip_id": tr.structure_at_tip,
             "layers": ["(hidden)"] if hide and layers else layers,
             "bone": tr.bone_contact is not None,
@@ -411,6 +412,15 @@ class Controller:
             "clearance_colour": clearance_colour(mc.shaft_mm if mc else None),
             "stopped": n.stopped,
         }
+
+    def _tip_text(self, tr: Traversal) -> str:
+        if tr.bone_contact is not None:
+            return f"on bone: {self.label(tr.bone_contact.structure)}"
+        if tr.structure_at_tip:
+            return self.label(tr.structure_at_tip)
+        if tr.depth <= 0:
+            return "on the skin"
+        return "between structures (fascia / connective tissue)"
 
     # -- keyboard -------------------------------------------------------------------------
     def shortcuts(self) -> list[tuple[str, str, Callable[[], None]]]:

@@ -263,8 +263,8 @@ class MainWindow(QtWidgets.QMainWindow):
         sv.addWidget(self.structure_hidden_label)
         lay.addWidget(sl, 1)
         dock.setWidget(w)
-        dock.setMinimumWidth(280)
-        dock.setMaximumWidth(360)
+        dock.setMinimumWidth(260)
+        dock.setMaximumWidth(300)
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.explore_dock = dock
 
@@ -322,7 +322,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.setCurrentIndex(1)
         dock.setWidget(self.tabs)
         dock.setMinimumWidth(300)
-        dock.setMaximumWidth(420)
+        dock.setMaximumWidth(340)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self.needle_dock = dock
 
@@ -408,7 +408,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.r_angles.setText(f"{abs(med):.0f}\N{DEGREE SIGN} {'medial' if med >= 0 else 'lateral'}, "
                               f"{abs(cau):.0f}\N{DEGREE SIGN} {'caudal' if cau >= 0 else 'cranial'}  "
                               f"(tilt {r['tilt_deg']:.0f}\N{DEGREE SIGN})")
-        self.r_tip.setText(r["tip"] + ("  - on bone" if r["bone"] else ""))
+        self.r_tip.setText(r["tip"])
         self.r_layers.setText(" \N{RIGHTWARDS ARROW} ".join(r["layers"]) or "-")
         if r["clearance_mm"] is None:
             self.r_clear.setText("no danger structure within 10 cm")

@@ -20,6 +20,40 @@ HIGHLIGHT_COLOUR = (1.0, 0.85, 0.10)
 HANDLE_MM = 18.0
 
 
+def needle_layer(plotter):
+    """A renderer drawn over the scene with the same camera, so needles show through tissue.
+
+    Created once per plotter (layer 1 of its render window)."""
+    r = getattr(plotter, "_imssim_needle_layer", None)
+    if r is not None:
+        return r
+    import vtk
+
+    r = vtk.vtkRenderer()
+    r.SetLayer(1)
+    r.InteractiveOff()
+    r.SetActiveCamera(plotter.renderer.GetActiveCamera())
+    rw = plotter.render_window
+    rw.SetNumberOfLayers(max(2, rw.GetNumberOfLayers()))
+    rw.AddRenderer(r)
+    plotter._imssim_needle_layer = r
+    return r
+
+
+def _actor(poly: pv.PolyData, colour, line_width: float = 0.0, tubes: bool = False):
+    mapper = pv.DataSetMapper(poly)
+    a = pv.Actor(mapper=mapper)
+    p = a.GetProperty()
+    p.SetColor(*colour)
+    if line_width:
+        p.SetLineWidth(line_width)
+        p.SetRenderLinesAsTubes(tubes)
+    p.SetSpecular(0.6)
+    p.SetSpecularPower(30)
+    a.SetPickable(False)
+    return a
+
+
 @dataclass
 class NeedleGlyph:
     """One needle drawn as a shaft (entry side out to the handle, in to the tip) and a handle."""
@@ -38,15 +72,12 @@ class NeedleGlyph:
         self._name = f"needle{NeedleGlyph._count}"
         self.shaft = pv.PolyData(np.zeros((2, 3)), lines=np.array([2, 0, 1]))
         self.handle = pv.PolyData(np.zeros((2, 3)), lines=np.array([2, 0, 1]))
-        self.shaft_actor = self.plotter.add_mesh(self.shaft, color=SHAFT_COLOUR, line_width=3,
-                                                 render_lines_as_tubes=True, pickable=False,
-                                                 name=self._name + "_shaft", reset_camera=False)
-        self.handle_actor = self.plotter.add_mesh(self.handle, color=HANDLE_COLOUR, line_width=11,
-                                                  render_lines_as_tubes=True, pickable=False,
-                                                  name=self._name + "_handle", reset_camera=False)
-        self.tip_actor = self.plotter.add_mesh(pv.Sphere(radius=1.6, theta_resolution=12, phi_resolution=12),
-                                               color=(1.0, 1.0, 1.0), pickable=False,
-                                               name=self._name + "_tip", reset_camera=False)
+        self.layer = needle_layer(self.plotter)
+        self.shaft_actor = _actor(self.shaft, SHAFT_COLOUR, 4, tubes=True)
+        self.handle_actor = _actor(self.handle, HANDLE_COLOUR, 12, tubes=True)
+        self.tip_actor = _actor(pv.Sphere(radius=1.8, theta_resolution=12, phi_resolution=12), (1.0, 1.0, 1.0))
+        for a in (self.shaft_actor, self.handle_actor, self.tip_actor):
+            self.layer.AddActor(a)
 
     def update(self, entry, direction, depth: float, jolt: float = 0.0) -> None:
         """Place the needle: ``depth`` mm inside along ``direction`` from ``entry``.
@@ -70,8 +101,8 @@ class NeedleGlyph:
         self.tip_actor.GetProperty().SetColor(*colour)
 
     def remove(self) -> None:
-        for n in ("_shaft", "_handle", "_tip"):
-            self.plotter.remove_actor(self._name + n, render=False)
+        for a in (self.shaft_actor, self.handle_actor, self.tip_actor):
+            self.layer.RemoveActor(a)
 
 
 class Overlay:

@@ -29,9 +29,9 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "posterior": Preset("1", "Posterior (whole body)", (0, 1, 0), (0, 0, 1)),
     "lateral": Preset("2", "Right lateral (whole body)", (-1, 0, 0), (0, 0, 1)),
-    "neck": Preset("3", "Prone close-up: neck", (0, 1, 0.25), (0, 0, 1), ("C4_spinous",), 480.0),
-    "thorax": Preset("4", "Prone close-up: thorax", (0, 1, 0.1), (0, 0, 1), ("T6_spinous",), 900.0),
-    "lumbar": Preset("5", "Prone close-up: lumbar", (0, 1, 0.0), (0, 0, 1), ("L3_spinous", "L5_spinous"), 600.0),
+    "neck": Preset("3", "Prone close-up: neck", (-0.3, 1, 0.35), (0, 0, 1), ("C4_spinous",), 480.0),
+    "thorax": Preset("4", "Prone close-up: thorax", (-0.3, 1, 0.3), (0, 0, 1), ("T6_spinous",), 900.0),
+    "lumbar": Preset("5", "Prone close-up: lumbar", (-0.35, 1, 0.35), (0, 0, 1), ("L3_spinous", "L5_spinous"), 600.0),
     "buttock": Preset("6", "Prone close-up: right buttock", (-0.35, 1, 0), (0, 0, 1),
                       ("greater_trochanter_r", "psis_r", "ischial_tuberosity_r"), 600.0),
     "leg": Preset("7", "Close-up: right leg (posterolateral)", (-0.6, 1, 0), (0, 0, 1),
