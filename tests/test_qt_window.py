@@ -42,6 +42,7 @@ def make(qtbot, atlas, index=None, mode="practice"):
     qtbot.waitExposed(w)
     w.activateWindow()
     qtbot.waitActive(w)  # window shortcuts (keys) need the window active
+    w.view3d.interactor.setFocus()
     w.controller.view("posterior")
     return w
 
@@ -221,3 +222,74 @@ def test_cli_screenshot_starts_the_real_window_offscreen(tmp_path):
     assert p.returncode == 0, p.stderr
     img = QtGui.QImage(str(out))
     assert img.width() == 1280 and img.height() == 800
+
+
+def test_scenario_brief_palpation_segment_and_targets(win, atlas, index):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    c = win.controller
+    text = win.brief.toPlainText()
+    assert "46-year-old male" in text and "Complaint" in text and "Palpate" in text
+    assert "L5" not in win.segments_label.text()
+    # palpate beside L5 (the scenario's tender point is 15 mm right of the spinous process)
+    c.set_tool("palpate")
+    pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=15, side="right")
+    click_world(win, pl.entry)
+    assert any(f["kind"] == "tender_point" for f in c.palpated)
+    assert "Tender point" in win.feedback_view.toPlainText()
+    assert c.overlay.marker_count("palpation") == 1
+    # far from every finding: nothing
+    far = Placement.from_landmark(index, "acromion_l", depth=0, approach="posterior")
+    c.palpate_at(far.entry, far.normal)
+    assert c.palpated[-1]["kind"] == "none"
+    win.segment_combo.setCurrentText("L5")
+    win.mark_button.click()
+    assert c.marked_segments == ["L5"] and "L5" in win.segments_label.text()
+    win.targets_check.setChecked(True)
+    tid = c.targets[0].structure
+    col = c.scene.actors[tid].GetProperty().GetColor()
+    assert col[1] > 0.7 and col[0] < 0.3  # green
+    win.set_mode("exam")
+    assert not win.targets_check.isEnabled() and not c.targets_visible
+    assert c.scene.actors[tid].GetProperty().GetColor()[1] < 0.7
+
+
+def test_bad_scenario_file_is_reported_and_keeps_the_work(win, tmp_path, index):
+    win.controller.set_tool("needle")
+    pl = Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=15, side="right")
+    win.controller.place_needle_at(pl.entry, pl.normal)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nid: Bad Id\n")
+    assert not win.open_scenario(str(bad))
+    assert "bad.yaml" in win.last_error
+    assert len(win.controller.needles) == 1
+
+
+def test_quiz_choice_and_pick_structure(win, atlas):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    win.set_mode("quiz")
+    qp = win.quiz_panel
+    assert win.tabs.currentIndex() == 2 and "segment" in qp.question.text()
+    qp.buttons[1].setChecked(True)  # L4: wrong
+    qp.answer_button.click()
+    assert "Not quite" in qp.result.text()
+    qp.buttons[2].setChecked(True)  # L5: right
+    qp.answer_button.click()
+    assert "Right." in qp.result.text()
+    qp.next_button.click()
+    assert win.controller.quiz_pending == 1 and qp.pick_hint.isVisible()
+    # answer by clicking the body: aim at the right L5 multifidus with the skin hidden
+    win.controller.view("lumbar")
+    win.kind_checks["skin"].setChecked(False)
+    target = atlas.structures["multifidus_L5_r"]
+    c = win.controller
+    # a surface point of the muscle facing the camera
+    cam = np.array(win.view3d.camera.position)
+    v = target.vertices
+    p = v[np.argmin(np.linalg.norm(v - cam, axis=1))]
+    x, y = world_to_display(win.view3d, p + (cam - p) / np.linalg.norm(cam - p) * 0.5)
+    sid = c.pick(x, y)
+    c.on_click(x, y)
+    r = c.quiz_answers[1]
+    assert r["answer"] == sid and r["correct"] == (sid == "multifidus_L5_r")
+    assert c.quiz_pending is None
+    assert "Answered 2 of 2" in qp.total.text()

@@ -74,13 +74,14 @@ def run(atlas, args) -> int:
     screenshot = getattr(args, "screenshot", None)
     ensure_display(offscreen=bool(screenshot))
     app = application()
-    win = make_window(atlas, mode=getattr(args, "mode", None) or "practice")
-    scenario = getattr(args, "scenario", None)
-    if scenario:
-        if not hasattr(win, "open_scenario"):
-            print(f"imssim: scenarios are not available in this build; ignoring {scenario!r}", file=sys.stderr)
-        else:
-            win.open_scenario(scenario)
+    mode = getattr(args, "mode", None)
+    win = make_window(atlas, mode=mode or "practice")
+    from ..core.scenario import DEFAULT_SCENARIO_ID
+
+    scenario = getattr(args, "scenario", None) or DEFAULT_SCENARIO_ID
+    if not win.open_scenario(scenario, mode=mode):
+        win.close()
+        raise UserError(win.last_error)
     if screenshot:
         win.resize(1280, 800)
         win.show()

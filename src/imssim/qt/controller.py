@@ -87,6 +87,14 @@ class Controller:
         self.feedback: list[tuple[float, str, str]] = []  # (t, level, text)
         self.hover_text: str | None = None
         self.selected: str | None = None
+        self.scenario = None  # imssim.core.scenario.Scenario once loaded
+        self.targets: list = []  # ResolvedTarget list of the scenario
+        self.targets_visible = False
+        self.palpated: list[dict] = []  # what palpation found (text, point, structure)
+        self.marked_segments: list[str] = []
+        self.quiz_answers: dict[int, dict] = {}
+        self.quiz_pending: int | None = None  # pick-structure question waiting for a click
+        self._loci: list[tuple] = []  # (finding, point or None)
         self._t0 = time.monotonic()
         self.set_mode(mode)
         apply_preset(plotter, atlas, "posterior")
@@ -107,8 +115,22 @@ class Controller:
         self.plotter.render()
 
     @property
+    def settings(self):
+        """The scenario's settings for the current mode (labels, hints, targets, timer)."""
+        if self.scenario is not None:
+            return self.scenario.modes.settings(self.mode)
+        from types import SimpleNamespace
+
+        p = self.mode == "practice"
+        return SimpleNamespace(labels=p, hints=p, targets_shown=p, timer_s=900.0 if self.mode == "exam" else None)
+
+    @property
     def labels_visible(self) -> bool:
-        return self.mode == "practice"
+        return bool(self.settings.labels)
+
+    @property
+    def hints_visible(self) -> bool:
+        return bool(self.settings.hints)
 
     def label(self, sid: str | None) -> str:
         if sid is None:
@@ -125,7 +147,12 @@ class Controller:
             self.hover_text = None
             self.overlay.clear_highlight()
             self.selected = None
+        if not self.settings.targets_shown:
+            self.targets_visible = False
+        self._apply_targets()
         self.emit("mode", mode=mode)
+        if self.needles:
+            self.emit("needle", readout=self.readout())
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
@@ -163,7 +190,9 @@ class Controller:
 
     def select_structure(self, sid: str | None, focus: bool = False) -> None:
         """Highlight one structure (from the list or a click); ``focus`` aims the camera at it."""
-        self.overlay.clear_highlight()
+        if self.selected is not None:
+            self.overlay.clear_highlight([self.selected])
+            self._apply_targets()
         self.selected = sid
         if sid is not None:
             self.overlay.highlight([sid])
@@ -207,9 +236,13 @@ class Controller:
             o, d = screen_ray(self.plotter, x, y)
             self.place_needle_ray(o, d)
         elif self.tool == "palpate":
-            self.say("Palpation needs a scenario (the scenario engine is not available in this build).", "warn")
+            o, d = screen_ray(self.plotter, x, y)
+            self.palpate_ray(o, d)
         else:
             sid = self.pick(x, y)
+            if self.quiz_pending is not None:
+                self.answer_quiz(self.quiz_pending, sid)
+                return
             if self.labels_visible:
                 self.select_structure(sid)
             self.emit("clicked", sid=sid)
@@ -422,12 +455,149 @@ class Controller:
             return "on the skin"
         return "between structures (fascia / connective tissue)"
 
+    # -- scenario ---------------------------------------------------------------------------
+    def load_scenario(self, name_or_path, mode: str | None = None):
+        """Load a scenario (library id or file) against the atlas; raises ScenarioError.
+
+        The current needles and findings are cleared only once the new case has loaded."""
+        from ..core.scenario import derive_targets, load_scenario, resolve_locus
+
+        sc = load_scenario(name_or_path, self.atlas)
+        targets = derive_targets(sc, self.atlas)
+        loci = []
+        for f in sc.patient.findings:
+            if f.kind not in ("tender_point", "taut_band"):
+                continue
+            p = None
+            if f.locus is not None:
+                try:
+                    p = np.asarray(resolve_locus(f.locus, self.atlas, f.structure), float)
+                except Exception:  # noqa: BLE001 - an unplaceable locus falls back to the structure
+                    p = None
+            loci.append((f, p))
+        while self.needles:
+            self.active = len(self.needles) - 1
+            self.remove_needle()
+        self.overlay.clear_highlight()
+        self.overlay.clear_markers("palpation")
+        self.scenario, self.targets, self._loci = sc, targets, loci
+        self.palpated, self.marked_segments, self.quiz_answers = [], [], {}
+        self.quiz_pending = None
+        self.feedback.clear()
+        self._t0 = time.monotonic()
+        self.set_mode(mode or sc.modes.default)
+        self.emit("scenario", scenario=sc)
+        return sc
+
+    def palpate_ray(self, origin, direction) -> list[dict]:
+        hit = self.index.snap_to_skin(origin, direction)
+        if hit is None:
+            self.say("Palpate on the skin: that click missed the body.", "warn")
+            return []
+        return self.palpate_at(hit.point, hit.normal)
+
+    def palpate_at(self, point, normal_out) -> list[dict]:
+        """Press on the skin at ``point``: the scenario's tender points and taut bands under
+        the fingers (within a locus radius, or the finding's muscle lying under the skin)."""
+        if self.scenario is None:
+            self.say("Load a scenario to palpate a patient (Ctrl+O).", "warn")
+            return []
+        point = np.asarray(point, float)
+        inward = -np.asarray(normal_out, float) / np.linalg.norm(normal_out)
+        tr = self.index.query(point, inward, 70.0)
+        under = [iv.structure for iv in tr.intervals]
+        found = []
+        for f, p in self._loci:
+            if p is not None:
+                v = p - point
+                lateral = np.linalg.norm(v - (v @ inward) * inward)
+                hit = lateral <= (f.locus.radius_mm + 10.0) and -5.0 <= v @ inward <= 90.0
+            else:
+                hit = f.structure is not None and f.structure in under
+            if hit:
+                found.append({"kind": f.kind, "text": f.description, "structure": f.structure})
+        if not found:
+            for m in self.scenario.supersensitive_muscles:
+                if m.structure in under and m.supersensitivity >= 0.5:
+                    found.append({"kind": "tender_point", "structure": m.structure,
+                                  "text": "Tender and a little ropy under your fingers; the patient flinches."})
+                    break
+        colour = (1.0, 0.55, 0.0) if found else (0.55, 0.6, 0.65)
+        self.overlay.add_marker("palpation", point, colour=colour, radius=4.0 if found else 2.5)
+        if found:
+            for r in found:
+                r["point"] = point
+                self.palpated.append(r)
+                what = {"tender_point": "Tender point", "taut_band": "Taut band"}.get(r["kind"], "Finding")
+                self.say(f"{what}: {r['text']}", "good")
+        else:
+            self.palpated.append({"kind": "none", "text": "", "structure": None, "point": point})
+            self.say("Nothing remarkable under your fingers here.")
+        self.emit("palpation", found=found, point=point)
+        self.render()
+        return found
+
+    def mark_segment(self, segment: str, on: bool = True) -> None:
+        """The trainee's call on the involved segment(s) (recorded for scoring)."""
+        from ..core.atlas import segment_index
+
+        segment_index(segment)
+        if on and segment not in self.marked_segments:
+            self.marked_segments.append(segment)
+        if not on and segment in self.marked_segments:
+            self.marked_segments.remove(segment)
+        self.emit("segments", segments=list(self.marked_segments))
+
+    def show_targets(self, on: bool) -> None:
+        """Colour the scenario's targets (practice mode, when the scenario allows it)."""
+        self.targets_visible = bool(on and self.targets and self.settings.targets_shown)
+        self._apply_targets()
+        self.render()
+
+    def _apply_targets(self) -> None:
+        ids = [t.structure for t in self.targets]
+        self.overlay.clear_highlight(ids)
+        if self.targets_visible:
+            self.overlay.highlight(ids, colour=(0.15, 0.8, 0.35), opacity=1.0)
+
+    # -- quiz ----------------------------------------------------------------------------
+    @property
+    def quiz(self) -> list:
+        return list(self.scenario.quiz) if self.scenario is not None else []
+
+    def ask_quiz(self, i: int) -> None:
+        """Show question ``i``; a pick-structure question waits for a click on the body."""
+        q = self.quiz[i]
+        self.quiz_pending = i if q.type == "pick_structure" else None
+        if self.quiz_pending is not None:
+            self.set_tool("look")
+        self.emit("quiz_question", index=i)
+
+    def answer_quiz(self, i: int, answer) -> dict:
+        """Answer question ``i``: choice index/indices, or a structure id (pick questions)."""
+        q = self.quiz[i]
+        if q.type == "multiple_choice":
+            given = sorted({int(a) for a in (answer if isinstance(answer, (list, tuple, set)) else [answer])})
+            correct = given == sorted(q.answers)
+            shown = ", ".join(q.choices[g] for g in given)
+        else:
+            given = answer
+            correct = answer is not None and answer in q.answer
+            shown = "nothing" if answer is None else self.label(answer)
+            self.quiz_pending = None
+        r = {"index": i, "answer": given, "shown": shown, "correct": correct, "explanation": q.explanation}
+        self.quiz_answers[i] = r
+        self.say(("Right: " if correct else f"Not quite ({shown}): ") + q.explanation, "good" if correct else "warn")
+        self.emit("quiz_answer", **r)
+        return r
+
     # -- keyboard -------------------------------------------------------------------------
     def shortcuts(self) -> list[tuple[str, str, Callable[[], None]]]:
         """(key, description, action) for everything frequent; the window binds and lists them."""
         out = [
             ("N", "Needle tool: click the skin to insert a needle", lambda: self.set_tool("needle")),
             ("Esc", "Look tool: click names a structure, drag rotates", lambda: self.set_tool("look")),
+            ("P", "Palpate tool: click the skin to feel for tender points", lambda: self.set_tool("palpate")),
             ("Up", "Advance the needle 1 mm (also the mouse wheel)", lambda: self.advance(STEP_MM)),
             ("Down", "Withdraw the needle 1 mm", lambda: self.withdraw(STEP_MM)),
             ("Shift+Up", "Advance 5 mm", lambda: self.advance(5.0)),

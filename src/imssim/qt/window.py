@@ -108,8 +108,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         f = mb.addMenu("&File")
-        self.open_action = f.addAction("Open scenario... (scenario engine not in this build)")
-        self.open_action.setEnabled(False)
+        self.open_action = f.addAction("Open scenario...", self.choose_scenario)
+        self.open_action.setShortcut(QtGui.QKeySequence("Ctrl+O"))
+        self.open_action.setToolTip("Choose a case from the library or a file  [Ctrl+O]")
+        self.recent_menu = f.addMenu("Recent scenarios")
+        self._fill_recent()
         f.addAction(self.actions["shot"])
         f.addSeparator()
         q = f.addAction("Quit", self.close)
@@ -118,7 +121,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for p in PRESETS.values():
             v.addAction(self.actions[p.key])
         n = mb.addMenu("&Needle")
-        for k in ("N", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "Tab", "Delete"):
+        for k in ("N", "P", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "Tab", "Delete"):
             n.addAction(self.actions[k])
         h = mb.addMenu("&Help")
         h.addAction(self.actions["F1"])
@@ -137,15 +140,12 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addWidget(self.mode_combo)
         tb.addSeparator()
         self.tool_group = QtGui.QActionGroup(self)
-        for tool, key, text in (("look", "Esc", "Look"), ("needle", "N", "Needle"), ("palpate", None, "Palpate")):
+        for tool, key, text in (("look", "Esc", "Look"), ("needle", "N", "Needle"), ("palpate", "P", "Palpate")):
             a = QtGui.QAction(text, self, checkable=True)
-            a.setToolTip(self.actions[key].toolTip() if key else
-                         "Palpate: click the skin to feel for tender points (needs the scenario engine, not in this build)")
+            a.setToolTip(self.actions[key].toolTip())
             a.triggered.connect(lambda checked=False, t=tool: self.controller.set_tool(t))
             self.tool_group.addAction(a)
             tb.addAction(a)
-            if tool == "palpate":
-                a.setEnabled(False)
             setattr(self, f"tool_{tool}", a)
         self.tool_look.setChecked(True)
         tb.addSeparator()
@@ -221,6 +221,11 @@ class MainWindow(QtWidgets.QMainWindow):
                                      + ("" if has_danger else " (none in this atlas)"))
         self.danger_check.toggled.connect(self.controller.set_danger_visible)
         gl.addWidget(self.danger_check, r, 0, 1, 2)
+        self.targets_check = QtWidgets.QCheckBox("Show the case's targets (practice)")
+        self.targets_check.setEnabled(False)
+        self.targets_check.setToolTip("Colour the muscles this case should be needled in (green)")
+        self.targets_check.toggled.connect(self.controller.show_targets)
+        gl.addWidget(self.targets_check, r + 1, 0, 1, 2)
         lay.addWidget(layers)
         # muscles by region
         regions = sorted({s.region for s in self.atlas if s.kind == "muscle"})
@@ -277,12 +282,25 @@ class MainWindow(QtWidgets.QMainWindow):
         case = QtWidgets.QWidget()
         cl = QtWidgets.QVBoxLayout(case)
         self.brief = QtWidgets.QTextBrowser()
-        self.brief.setHtml("<h3>No case loaded</h3><p>The scenario engine is not part of this build yet, so "
-                           "there is no patient to read about. You can still explore the anatomy and practise "
-                           "needle placement: press <b>N</b> and click the skin.</p>")
         cl.addWidget(self.brief)
-        self.scenario_button = QtWidgets.QPushButton("Choose a scenario... (not available in this build)")
-        self.scenario_button.setEnabled(False)
+        seg = QtWidgets.QHBoxLayout()
+        seg.addWidget(QtWidgets.QLabel("Involved segment:"))
+        from ..core.atlas import SEGMENTS
+
+        self.segment_combo = QtWidgets.QComboBox()
+        self.segment_combo.addItems(list(SEGMENTS))
+        self.segment_combo.setCurrentText("L5")
+        self.segment_combo.setToolTip("Mark the spinal segment you think is involved (part of the score)")
+        seg.addWidget(self.segment_combo)
+        self.mark_button = QtWidgets.QPushButton("Mark")
+        self.mark_button.clicked.connect(lambda: self.controller.mark_segment(self.segment_combo.currentText()))
+        self.mark_button.setEnabled(False)
+        seg.addWidget(self.mark_button)
+        cl.addLayout(seg)
+        self.segments_label = QtWidgets.QLabel("Marked: none")
+        cl.addWidget(self.segments_label)
+        self.scenario_button = QtWidgets.QPushButton("Choose a scenario...  [Ctrl+O]")
+        self.scenario_button.clicked.connect(self.choose_scenario)
         cl.addWidget(self.scenario_button)
         self.tabs.addTab(case, "Case")
         # needle readout + feedback
@@ -312,12 +330,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.feedback_view = QtWidgets.QTextBrowser()
         nl.addWidget(self.feedback_view, 1)
         self.tabs.addTab(nd, "Needle")
-        quiz = QtWidgets.QWidget()
-        ql = QtWidgets.QVBoxLayout(quiz)
-        ql.addWidget(QtWidgets.QLabel("Quiz questions come from the scenario; the scenario engine is not "
-                                      "in this build."))
-        ql.addStretch(1)
-        self.tabs.addTab(quiz, "Quiz")
+        self.quiz_panel = QuizPanel(self)
+        self.tabs.addTab(self.quiz_panel, "Quiz")
         self.tabs.setTabEnabled(2, False)
         self.tabs.setCurrentIndex(1)
         dock.setWidget(self.tabs)
@@ -363,20 +377,126 @@ class MainWindow(QtWidgets.QMainWindow):
         elif event == "hover":
             self.hover_label.setText(data["text"] or "")
         elif event == "mode":
+            if self.mode_combo.currentText() != data["mode"]:
+                self.mode_combo.blockSignals(True)
+                self.mode_combo.setCurrentText(data["mode"])
+                self.mode_combo.blockSignals(False)
             self._on_mode(data["mode"])
         elif event == "tool":
             getattr(self, f"tool_{data['tool']}").setChecked(True)
             self.view3d.interactor.setCursor(Qt.CrossCursor if data["tool"] != "look" else Qt.ArrowCursor)
         elif event == "danger":
             self.tabs.setCurrentIndex(1)
+        elif event == "scenario":
+            self._on_scenario(data["scenario"])
+        elif event == "segments":
+            self.segments_label.setText("Marked: " + (", ".join(data["segments"]) or "none"))
+        elif event in ("quiz_question", "quiz_answer"):
+            self.quiz_panel.refresh()
+
+    # -- scenarios --------------------------------------------------------------------------
+    def open_scenario(self, name, mode: str | None = None) -> bool:
+        """Load a scenario by library id or path; a bad file is reported, nothing is lost."""
+        from ..core.scenario import ScenarioError
+
+        try:
+            sc = self.controller.load_scenario(name, mode=mode)
+        except ScenarioError as e:
+            self.last_error = str(e)
+            if self.isVisible():  # window-modal, not blocking: the session stays as it was
+                box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "Cannot open this scenario",
+                                            "The case was not opened; your current work is unchanged.",
+                                            QtWidgets.QMessageBox.Ok, self)
+                box.setDetailedText(str(e))
+                box.setInformativeText(str(e).splitlines()[0])
+                box.open()
+                self.error_box = box
+            return False
+        if sc.path is not None:
+            self._remember(str(sc.path))
+        return True
+
+    def _settings(self) -> QtCore.QSettings:
+        return QtCore.QSettings("imssim", "imssim")
+
+    def recent_files(self) -> list[str]:
+        v = self._settings().value("recent_scenarios", [])
+        return [v] if isinstance(v, str) else list(v or [])
+
+    def _remember(self, path: str) -> None:
+        r = [path] + [p for p in self.recent_files() if p != path]
+        self._settings().setValue("recent_scenarios", r[:8])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_files():
+            self.recent_menu.addAction(p, lambda p=p: self.open_scenario(p))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    def choose_scenario(self) -> "ScenarioChooser":
+        d = ScenarioChooser(self)
+        d.show()
+        self.chooser = d
+        return d
+
+    def _on_scenario(self, sc) -> None:
+        self.setWindowTitle(f"imssim - {sc.title}")
+        self.mark_button.setEnabled(True)
+        self.segments_label.setText("Marked: none")
+        self.tabs.setTabEnabled(2, bool(sc.quiz))
+        self.quiz_panel.refresh()
+        self.feedback_view.clear()
+        self._on_mode(self.controller.mode)
+        self.tabs.setCurrentIndex(0)
+
+    def brief_html(self) -> str:
+        sc = self.controller.scenario
+        if sc is None:
+            return ("<h3>No case loaded</h3><p>Choose a case (<b>Ctrl+O</b>) or explore the anatomy and practise "
+                    "needle placement: press <b>N</b> and click the skin.</p>")
+        e = html.escape
+        pt = sc.patient
+        out = [f"<h3>{e(sc.title)}</h3>",
+               f"<p style='color:#556'>{e(sc.difficulty)} &middot; about {sc.estimated_minutes} min</p>",
+               f"<p><b>Patient:</b> {pt.age}-year-old {e(pt.sex)}, {e(pt.habitus)} build.</p>",
+               f"<p><b>Complaint:</b> {e(pt.presenting_complaint)}</p>",
+               f"<p><b>History:</b> {e(pt.history)}</p>"]
+        if pt.pain:
+            areas = ", ".join(f"{e(a.region)} ({e(a.side)})" for a in pt.pain)
+            out.append(f"<p><b>Pain:</b> {areas}</p>")
+        exam = [f for f in pt.findings if f.kind not in ("tender_point", "taut_band")]
+        palp = [f for f in pt.findings if f.kind in ("tender_point", "taut_band")]
+        if exam or palp:
+            out.append("<p><b>Examination:</b></p><ul>")
+            out += [f"<li>{e(f.description)}</li>" for f in exam]
+            if palp:
+                out.append("<li><i>Palpate</i> (<b>P</b>, then click the skin) to find tender points and taut "
+                           "bands.</li>")
+            out.append("</ul>")
+        if self.controller.hints_visible and sc.learning_objectives:
+            out.append("<p><b>Objectives:</b></p><ul>" + "".join(f"<li>{e(o)}</li>" for o in sc.learning_objectives)
+                       + "</ul>")
+        settings = self.controller.settings
+        if settings.timer_s:
+            out.append(f"<p><b>Exam:</b> {settings.timer_s / 60:.0f} minutes, no names or hints.</p>")
+        return "".join(out)
 
     def _on_mode(self, mode: str) -> None:
-        names = mode == "practice"
+        c = self.controller
+        names = c.labels_visible
         self.structure_list.setEnabled(names)
         self.filter_edit.setEnabled(names)
         self.structure_list.setVisible(names)
         self.structure_hidden_label.setVisible(not names)
         self.hover_label.setText("")
+        self.brief.setHtml(self.brief_html())
+        self.targets_check.setEnabled(bool(c.targets) and bool(c.settings.targets_shown))
+        if not self.targets_check.isEnabled():
+            self.targets_check.setChecked(False)
+        if mode == "quiz" and c.quiz and hasattr(self, "quiz_panel"):
+            self.tabs.setCurrentIndex(2)
+            self.quiz_panel.show_question(self.quiz_panel.index)
         if mode == "exam":
             self._exam_start = QtCore.QElapsedTimer()
             self._exam_start.start()
@@ -392,7 +512,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._exam_start is None:
             return
         s = self._exam_start.elapsed() // 1000
-        self.timer_label.setText(f"EXAM  {s // 60:02d}:{s % 60:02d}")
+        limit = self.controller.settings.timer_s
+        if limit:
+            left = max(int(limit) - s, 0)
+            self.timer_label.setText(f"EXAM  {left // 60:02d}:{left % 60:02d} left")
+        else:
+            self.timer_label.setText(f"EXAM  {s // 60:02d}:{s % 60:02d}")
 
     def _refresh_readout(self, r: dict | None) -> None:
         if r is None:
@@ -535,9 +660,151 @@ class MainWindow(QtWidgets.QMainWindow):
         if not getattr(self, "_shown", False):
             self._shown = True
             QtCore.QTimer.singleShot(0, lambda: self.controller.view("posterior"))
+            self.view3d.interactor.setFocus()  # single-key shortcuts work at once
 
     def closeEvent(self, ev):  # noqa: N802
         self._clock_timer.stop()
         self._hover_timer.stop()
         self.view3d.close()
         super().closeEvent(ev)
+
+
+class ScenarioChooser(QtWidgets.QDialog):
+    """The scenario library (and any file) to choose a case from."""
+
+    def __init__(self, win: MainWindow):
+        super().__init__(win)
+        from ..core.scenario import library, load_scenario
+
+        self.win = win
+        self.setWindowTitle("Choose a case")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.list = QtWidgets.QListWidget()
+        for p in library():
+            try:
+                sc = load_scenario(p)
+                text = f"{sc.title}   [{sc.difficulty}]"
+            except Exception as e:  # noqa: BLE001 - a broken library file is listed with its error
+                text = f"{p.stem}  (cannot be read: {str(e).splitlines()[0]})"
+            it = QtWidgets.QListWidgetItem(text)
+            it.setData(Qt.UserRole, str(p))
+            self.list.addItem(it)
+        self.list.itemDoubleClicked.connect(lambda it: self._open(it.data(Qt.UserRole)))
+        lay.addWidget(self.list)
+        row = QtWidgets.QHBoxLayout()
+        f = QtWidgets.QPushButton("Open a file...")
+        f.clicked.connect(self._file)
+        o = QtWidgets.QPushButton("Open")
+        o.setDefault(True)
+        o.clicked.connect(lambda: self.list.currentItem() and self._open(self.list.currentItem().data(Qt.UserRole)))
+        row.addWidget(f)
+        row.addStretch(1)
+        row.addWidget(o)
+        lay.addLayout(row)
+        self.resize(560, 380)
+
+    def _file(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a scenario", "", "Scenarios (*.yaml *.yml)")
+        if path:
+            self._open(path)
+
+    def _open(self, path: str) -> None:
+        if self.win.open_scenario(path):
+            self.accept()
+
+
+class QuizPanel(QtWidgets.QWidget):
+    """The scenario's quiz: one question at a time, answered by choice or by clicking the body."""
+
+    def __init__(self, win: MainWindow):
+        super().__init__(win)
+        self.win = win
+        self.index = 0
+        lay = QtWidgets.QVBoxLayout(self)
+        self.progress = QtWidgets.QLabel()
+        self.question = QtWidgets.QLabel()
+        self.question.setWordWrap(True)
+        self.question.setStyleSheet("font-size:14px; font-weight:bold")
+        lay.addWidget(self.progress)
+        lay.addWidget(self.question)
+        self.choice_box = QtWidgets.QWidget()
+        self.choice_lay = QtWidgets.QVBoxLayout(self.choice_box)
+        self.choice_lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.choice_box)
+        self.pick_hint = QtWidgets.QLabel("Click the structure in the 3D view (Look tool).")
+        self.pick_hint.setStyleSheet("color:#1d5fa8")
+        lay.addWidget(self.pick_hint)
+        self.answer_button = QtWidgets.QPushButton("Answer")
+        self.answer_button.clicked.connect(self._answer)
+        lay.addWidget(self.answer_button)
+        self.result = QtWidgets.QLabel()
+        self.result.setWordWrap(True)
+        lay.addWidget(self.result)
+        nav = QtWidgets.QHBoxLayout()
+        self.prev_button = QtWidgets.QPushButton("< Previous")
+        self.next_button = QtWidgets.QPushButton("Next >")
+        self.prev_button.clicked.connect(lambda: self.show_question(self.index - 1))
+        self.next_button.clicked.connect(lambda: self.show_question(self.index + 1))
+        nav.addWidget(self.prev_button)
+        nav.addWidget(self.next_button)
+        lay.addLayout(nav)
+        self.total = QtWidgets.QLabel()
+        lay.addWidget(self.total)
+        lay.addStretch(1)
+        self.buttons: list[QtWidgets.QAbstractButton] = []
+
+    def show_question(self, i: int) -> None:
+        q = self.win.controller.quiz
+        if not q:
+            return
+        self.index = max(0, min(i, len(q) - 1))
+        self.win.controller.ask_quiz(self.index)
+
+    def _answer(self) -> None:
+        given = [k for k, b in enumerate(self.buttons) if b.isChecked()]
+        if given:
+            self.win.controller.answer_quiz(self.index, given)
+
+    def refresh(self) -> None:
+        c = self.win.controller
+        items = c.quiz
+        for b in self.buttons:
+            b.deleteLater()
+        self.buttons = []
+        if not items:
+            self.question.setText("This case has no quiz questions.")
+            for w in (self.answer_button, self.pick_hint, self.prev_button, self.next_button):
+                w.setVisible(False)
+            self.progress.setText("")
+            self.result.setText("")
+            self.total.setText("")
+            return
+        self.index = min(self.index, len(items) - 1)
+        q = items[self.index]
+        self.progress.setText(f"Question {self.index + 1} of {len(items)}")
+        self.question.setText(q.question)
+        mc = q.type == "multiple_choice"
+        multi = mc and len(q.answers) > 1
+        for k, ch in enumerate(q.choices if mc else []):
+            b = QtWidgets.QCheckBox(ch) if multi else QtWidgets.QRadioButton(ch)
+            self.choice_lay.addWidget(b)
+            self.buttons.append(b)
+        self.answer_button.setVisible(mc)
+        self.pick_hint.setVisible(not mc)
+        self.prev_button.setVisible(True)
+        self.next_button.setVisible(True)
+        self.prev_button.setEnabled(self.index > 0)
+        self.next_button.setEnabled(self.index < len(items) - 1)
+        r = c.quiz_answers.get(self.index)
+        if r is None:
+            self.result.setText("")
+        else:
+            colour = "#1d7a35" if r["correct"] else "#b3151b"
+            verdict = "Right." if r["correct"] else f"Not quite - you answered {html.escape(r['shown'])}."
+            self.result.setText(f"<span style='color:{colour};font-weight:bold'>{verdict}</span> "
+                                f"{html.escape(r['explanation'])}")
+            if mc:
+                for k in r["answer"]:
+                    self.buttons[k].setChecked(True)
+        right = sum(1 for a in c.quiz_answers.values() if a["correct"])
+        self.total.setText(f"Answered {len(c.quiz_answers)} of {len(items)}, {right} right.")
