@@ -14,7 +14,7 @@ from .. import __version__
 from .errors import UserError
 
 #: Modules under imssim.cli that register subcommands, in help order.
-COMMAND_MODULES = ["run", "atlas", "scenario"]
+COMMAND_MODULES = ["run", "atlas", "scenario", "score"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -105,13 +105,17 @@ def validate_file(path: str | Path, atlas: Atlas | None = None, text: str | None
     return check_against_atlas(sc, atlas, str(path))
 
 
-def load_scenario(path: str | Path, atlas: Atlas | None = None, text: str | None = None) -> Scenario:
+def load_scenario(path: str | Path | None, atlas: Atlas | None = None, text: str | None = None) -> Scenario:
     """Load and validate a scenario; raises :class:`ScenarioError` listing every error.
+
+    ``path`` None means the default scenario (what a bare ``imssim run`` opens).
 
     With an ``atlas`` every structure and landmark name is checked and the returned
     scenario has them replaced by atlas ids (warnings are kept in ``scenario.warnings``).
     ``path`` may also be a library id.
     """
+    if path is None:
+        path = default_scenario_path()
     if text is None:
         path = find_scenario(path)
     sc = load_document_and_scenario(path, text)

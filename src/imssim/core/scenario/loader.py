@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def _yaml() -> YAML:
     y = YAML(typ="rt")
     y.preserve_quotes = True
     y.indent(mapping=2, sequence=4, offset=2)
-    y.width = 100
+    y.width = 4096  # never re-wrap the author's lines
     return y
 
 
@@ -109,6 +110,9 @@ class _Unsafe(Exception):
         self.node, self.msg = node, msg
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null")}
+
+
 def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> Any:
     """The document as plain dicts/lists/scalars, refusing tags, aliases and odd types."""
     if depth > MAX_DEPTH:
@@ -118,7 +122,7 @@ def _plain(node: Any, seen: set[int], depth: int = 0, parent=None, key=None) -> 
     if isinstance(node, (CommentedMap, CommentedSeq)):
         tag = getattr(node, "tag", None)
         tv = getattr(tag, "value", None) if tag is not None else None
-        if tv and not tv.startswith("tag:yaml.org,2002:"):
+        if tv and tv not in _PLAIN_TAGS:
             raise _Unsafe((parent, key), f"YAML tag {tv!r} is not allowed in a scenario")
         if id(node) in seen:
             raise _Unsafe((parent, key), "YAML anchors and aliases (&name / *name) are not allowed in a scenario")
@@ -179,7 +183,9 @@ def read_document(path: str | Path, text: str | None = None) -> CommentedMap:
     elif len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError([ScenarioIssue(name, 0, 0, "", f"text is over the {MAX_SCENARIO_BYTES}-byte limit for scenarios")])
     try:
-        docs = list(_yaml().load_all(io.StringIO(text)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. ReusedAnchorWarning: aliases are refused below anyway
+            docs = list(_yaml().load_all(io.StringIO(text)))
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -201,7 +207,18 @@ def read_document(path: str | Path, text: str | None = None) -> CommentedMap:
 
 def _pydantic_issues(name: str, doc: Any, err: ValidationError) -> list[ScenarioIssue]:
     out = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    # a misspelt key gives "unknown field" plus "missing field": keep only the first,
+    # whose "did you mean" already names the missing one
+    covered = set()
+    for e in errors:
+        if e.get("type") == "extra_forbidden" and e.get("loc"):
+            loc = tuple(e["loc"])
+            known = fields_at(loc[:-1]) or set()
+            for c in difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6):
+                covered.add(loc[:-1] + (c,))
+    errors = [e for e in errors if not (e.get("type") == "missing" and tuple(e.get("loc", ())) in covered)]
+    for e in errors:
         loc = tuple(e.get("loc", ()))
         msg = e.get("msg", "invalid value")
         if e.get("type") == "extra_forbidden":

@@ -117,9 +117,9 @@ class _Checker:
         d = derive(sc, self.atlas)
         for n in d.notes:
             self.add(("diagnosis", "segments"), n, "warning")
-        if not d.targets:
+        if not d.targets and sc.modes.default != "quiz":
             self.add(("targets",), "the scenario has no targets (the segmental rule found none and none were "
-                     "added); fine for a pure quiz, otherwise add some under targets.add", "warning")
+                     "added); add some under targets.add, or make it a quiz (modes.default: quiz)", "warning")
         return self.issues
 
     def errors(self) -> list[ScenarioIssue]:

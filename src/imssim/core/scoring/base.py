@@ -1,0 +1,126 @@
+"""The metric plug-in interface, the samples metrics read, and the registry.
+
+A metric is a small class::
+
+    @register
+    class MyMetric(Metric):
+        name = "my_metric"; family = "technique"; unit = "mm"
+        def add_sample(self, s): ...          # every needle pose (a PoseSample)
+        def add_event(self, e): ...           # every physiology Event
+        def result(self): return MetricResult(self.name, value, self.unit, sentence, score)
+
+``start(context)`` is called first and ``finish()`` last; ``score`` (0..1, or None when
+the metric does not count towards its family) feeds the weighted total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FAMILIES = ("targeting", "level_accuracy", "coverage", "safety", "technique")
+
+
+@dataclass
+class PoseSample:
+    """One needle pose with what the traversal engine found there."""
+
+    t: float
+    needle: int
+    action: str
+    entry: np.ndarray
+    direction: np.ndarray
+    depth: float
+    tip: np.ndarray
+    tip_structure: str | None
+    tip_kind: str | None = None
+    layers: list[str] = field(default_factory=list)  # structures entered along the shaft, in order
+    bone: str | None = None
+    breaches: list[tuple[str, str, float]] = field(default_factory=list)  # (structure, harm, depth)
+    clearances: dict[str, tuple[str, float]] = field(default_factory=dict)  # structure -> (harm, mm)
+
+    @classmethod
+    def from_traversal(cls, t: float, needle: int, action: str, tr, atlas) -> "PoseSample":
+        ts = tr.structure_at_tip
+        return cls(
+            float(t), int(needle), action, np.asarray(tr.entry, float), np.asarray(tr.direction, float),
+            float(tr.depth), np.asarray(tr.tip, float), ts, atlas.structures[ts].kind if ts else None,
+            [s for s in tr.layers if atlas.structures[s].kind not in ("skin", "subcutaneous")],
+            tr.bone_contact.structure if tr.bone_contact else None,
+            [(b.structure, b.harm, float(b.depth)) for b in tr.breaches],
+            {c.structure: (c.harm, float(c.shaft_mm)) for c in tr.clearances},
+        )
+
+
+@dataclass
+class Context:
+    """What every metric may read: the atlas, the scenario, its targets and loci."""
+
+    atlas: object
+    scenario: object | None
+    targets: list  # ResolvedTarget
+    loci: list  # physiology.Locus
+    watched: set[str] | None = None  # danger structures watched (None: all with a harm)
+
+    @property
+    def target_ids(self) -> dict:
+        return {t.structure: t for t in self.targets}
+
+    def watched_breach(self, structure: str) -> bool:
+        return self.watched is None or structure in self.watched
+
+
+@dataclass
+class MetricResult:
+    name: str
+    value: float | int | None
+    unit: str
+    sentence: str
+    score: float | None = None  # 0..1 contribution to the family, None: informative only
+    family: str | None = None
+    details: list[dict] = field(default_factory=list)  # per needle, per structure, ...
+
+    def to_dict(self) -> dict:
+        v = self.value
+        if isinstance(v, float):
+            v = None if not np.isfinite(v) else round(v, 3)
+        return {"name": self.name, "value": v, "unit": self.unit, "sentence": self.sentence,
+                "score": None if self.score is None else round(float(self.score), 4), "family": self.family,
+                "details": self.details}
+
+
+class Metric:
+    name = "metric"
+    family: str | None = None
+    unit = ""
+
+    def start(self, context: Context) -> None:
+        self.ctx = context
+
+    def add_sample(self, sample: PoseSample) -> None:  # pragma: no cover - default no-op
+        pass
+
+    def add_event(self, event) -> None:  # pragma: no cover - default no-op
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def result(self) -> MetricResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Metric]] = {}
+
+
+def register(cls: type[Metric]) -> type[Metric]:
+    """Class decorator: make a metric available to every grading run."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"a metric named {cls.name!r} is already registered")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def create_all(names=None) -> list[Metric]:
+    return [REGISTRY[n]() for n in (names or REGISTRY)]

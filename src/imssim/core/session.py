@@ -1,0 +1,377 @@
+"""A training session: everything a trainee can do is a call on this object.
+
+The window (or a script, or a replay) calls :class:`Session` methods; each call moves a
+needle (a timed :class:`~imssim.core.needle.Pose`), asks the traversal engine what the
+needle is in, lets the physiology respond with :class:`~imssim.core.physiology.Event` s,
+feeds the scoring metrics, and appends the call, the pose and the events to the
+recording. Replaying a recording calls the same methods with the recorded times and
+arguments on a fresh session with the same seed, so it reproduces the events and score.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .needle import Needle, NeedleError, NeedleTrack, Placement, unit
+from .physiology import Event, Physiology
+from .recording import RecordingWriter, read_recording
+from .scoring import Context, PoseSample, Report, Scorer
+
+
+class SessionError(ValueError):
+    """A call the session cannot carry out (the message says why)."""
+
+
+@dataclass
+class PalpationFinding:
+    structure: str
+    tender: bool
+    taut_band: bool
+    supersensitivity: float
+    message: str
+
+
+def watched_structures(scenario, atlas) -> set[str] | None:
+    if scenario is None or scenario.safety.watch is None:
+        return None
+    out = set()
+    for w in scenario.safety.watch:
+        try:
+            out.add(atlas.get(w).id)
+        except Exception:
+            out.add(w)
+    return out
+
+
+class Session:
+    def __init__(self, atlas, scenario=None, seed: int = 0, index=None, record_to=None, clock=None,
+                 metric_names=None):
+        from .traversal import TissueIndex
+
+        self.atlas = atlas
+        self.scenario = scenario
+        self.seed = int(seed)
+        self.index = index if index is not None else TissueIndex(atlas)
+        if scenario is not None:
+            from .scenario import derive_targets
+
+            self.targets = derive_targets(scenario, atlas)
+        else:
+            self.targets = []
+        self.physiology = Physiology(atlas, scenario, seed=self.seed)
+        self.context = Context(atlas, scenario, self.targets, self.physiology.loci, watched_structures(scenario, atlas))
+        self.scorer = Scorer(self.context, metric_names)
+        self.needles: list[NeedleTrack] = []
+        self.events: list[Event] = []
+        self.samples: list[PoseSample] = []
+        self.quiz_answers: dict[str, bool] = {}
+        self.listeners: list = []  # callables(event)
+        self._clock = clock or time.monotonic
+        self._t0 = self._clock()
+        self._last_t = 0.0
+        self.finished: Report | None = None
+        self.enforce_limits = True  # the case's needle limit (off for bulk grading)
+        self.recorder = None
+        if record_to is not None:
+            self.recorder = RecordingWriter(record_to, {
+                "scenario": scenario.id if scenario is not None else None,
+                "scenario_path": str(getattr(scenario, "path", "") or "") if scenario is not None else None,
+                "atlas": atlas.name if hasattr(atlas, "name") else None,
+                "seed": self.seed})
+
+    # -- time and recording ---------------------------------------------------------
+    def now(self) -> float:
+        return self._clock() - self._t0
+
+    def _time(self, t) -> float:
+        t = self.now() if t is None else float(t)
+        if t < self._last_t:
+            t = self._last_t  # never go back in time
+        self._last_t = t
+        return t
+
+    def _record(self, rec: dict) -> None:
+        if self.recorder is not None:
+            self.recorder.write(rec)
+
+    def _emit(self, events) -> None:
+        for e in events:
+            self.events.append(e)
+            self.scorer.add_event(e)
+            self._record({"type": "event", **e.to_dict()})
+            for cb in self.listeners:
+                cb(e)
+
+    def _needle(self, i: int) -> NeedleTrack:
+        if not isinstance(i, (int, np.integer)) or not 0 <= i < len(self.needles):
+            raise SessionError(f"there is no needle {i!r} (needles: 0..{len(self.needles) - 1})")
+        return self.needles[i]
+
+    def _after_move(self, i: int, pose, moved_mm: float | None = None) -> PoseSample:
+        tr = self.index.query(pose.entry, pose.direction, pose.depth)
+        s = PoseSample.from_traversal(pose.t, i, pose.action, tr, self.atlas)
+        if tr.depth < pose.depth - 1e-6:  # bone stopped the needle: the track keeps the real depth
+            trk = self.needles[i]
+            trk.poses[-1] = type(pose)(pose.t, pose.entry, pose.direction, float(tr.depth), pose.action)
+        self.samples.append(s)
+        self.scorer.add_sample(s)
+        self._record({"type": "pose", "needle": i, **self.needles[i].poses[-1].to_dict(),
+                      "tip_structure": s.tip_structure, "bone": s.bone})
+        self._emit(self.physiology.on_pose(pose.t, i, pose.action, s.tip_structure, s.tip_kind, s.depth, s.tip,
+                                           s.bone, s.breaches, moved_mm))
+        return s
+
+    def _act(self, name: str, t, **args):
+        if self.finished is not None:
+            raise SessionError("the session is finished")
+        t = self._time(t)
+        self._record({"type": "action", "name": name, "t": t, **args})
+        return t
+
+    # -- what a trainee can do ------------------------------------------------------
+    def insert_needle(self, entry, direction, depth: float = 0.0, length_mm: float = 50.0, gauge_mm: float = 0.25,
+                      t: float | None = None) -> int:
+        """Puncture the skin at ``entry`` along ``direction`` (to ``depth`` mm); returns the needle number (0-based)."""
+        try:
+            needle = Needle(float(length_mm), float(gauge_mm))
+            e = [float(x) for x in np.asarray(entry, float).reshape(3)]
+            d = [float(x) for x in unit(direction)]
+        except (NeedleError, ValueError) as err:
+            raise SessionError(str(err)) from None
+        if self.enforce_limits and self.scenario is not None and len(self.needles) >= self.scenario.safety.max_needles:
+            raise SessionError(f"the case allows at most {self.scenario.safety.max_needles} needles")
+        t = self._act("insert", t, entry=e, direction=d, depth=float(depth), length_mm=needle.length_mm,
+                      gauge_mm=needle.gauge_mm)
+        trk = NeedleTrack(needle)
+        try:
+            pose = trk.insert(t, e, d, float(depth))
+        except NeedleError as err:
+            raise SessionError(str(err)) from None
+        self.needles.append(trk)
+        i = len(self.needles) - 1
+        self._after_move(i, pose)
+        return i
+
+    def insert_placement(self, placement: Placement, needle: Needle | None = None, t=None) -> int:
+        needle = needle or Needle()
+        return self.insert_needle(placement.entry, placement.direction, placement.depth, needle.length_mm,
+                                  needle.gauge_mm, t)
+
+    def _move(self, name, i, t, fn, moved_mm=None, **args) -> PoseSample:
+        trk = self._needle(i)
+        t = self._act(name, t, needle=i, **args)
+        try:
+            pose = fn(trk, t)
+        except NeedleError as err:
+            raise SessionError(f"needle {i}: {err}") from None
+        return self._after_move(i, pose, moved_mm)
+
+    def advance(self, i: int, mm: float, t=None) -> PoseSample:
+        return self._move("advance", i, t, lambda k, t: k.advance(t, float(mm)), mm=float(mm))
+
+    def withdraw(self, i: int, mm: float, t=None) -> PoseSample:
+        return self._move("withdraw", i, t, lambda k, t: k.withdraw(t, float(mm)), mm=float(mm))
+
+    def set_depth(self, i: int, depth: float, t=None) -> PoseSample:
+        return self._move("set_depth", i, t, lambda k, t: k.set_depth(t, float(depth)), depth=float(depth))
+
+    def redirect(self, i: int, direction, t=None) -> PoseSample:
+        d = [float(x) for x in unit(direction)]
+        return self._move("redirect", i, t, lambda k, t: k.redirect(t, d), direction=d)
+
+    def piston(self, i: int, amplitude_mm: float = 3.0, t=None) -> PoseSample:
+        """Withdraw a little and advance again (the movement that provokes twitches)."""
+        a = float(amplitude_mm)
+
+        def fn(k, t):
+            k.withdraw(t, a)
+            p = k.advance(t, a)
+            return type(p)(p.t, p.entry, p.direction, p.depth, "piston")
+
+        return self._move("piston", i, t, lambda k, t: _replace_last(k, fn(k, t)), moved_mm=a, amplitude_mm=a)
+
+    def remove(self, i: int, t=None) -> PoseSample:
+        return self._move("remove", i, t, lambda k, t: k.remove(t))
+
+    def palpate(self, structure: str, t=None) -> PalpationFinding:
+        try:
+            sid = self.atlas.get(structure).id
+        except Exception as e:
+            raise SessionError(str(e)) from None
+        t = self._act("palpate", t, structure=sid)
+        s = self.physiology.supersensitivity(sid)
+        name = self.atlas.structures[sid].name
+        tender = s >= 0.2
+        msg = (f"The {name} is tender, with a taut, ropy band." if tender else f"The {name} feels normal.")
+        self._emit([Event(t, "palpation", None, sid, msg, {"supersensitivity": s, "tender": tender})])
+        return PalpationFinding(sid, tender, tender, s, msg)
+
+    def answer_quiz(self, item, answer, t=None) -> bool:
+        if self.scenario is None or not self.scenario.quiz:
+            raise SessionError("this case has no quiz")
+        items = self.scenario.quiz
+        key = item
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not 0 <= item < len(items):
+                raise SessionError(f"no quiz item {item}")
+            q = items[item]
+        else:
+            q = next((x for x in items if x.id == item), None)
+            if q is None:
+                raise SessionError(f"no quiz item {item!r}")
+        t = self._act("answer", t, item=key, answer=answer)
+        if q.type == "multiple_choice":
+            ok = (sorted(answer) if isinstance(answer, list) else [answer]) == sorted(q.answer)
+        else:
+            try:
+                ok = self.atlas.get(str(answer)).id in {self.atlas.get(a).id for a in q.answer}
+            except Exception:
+                ok = False
+        self.quiz_answers[str(q.id or items.index(q))] = ok
+        self._emit([Event(t, "quiz_answer", None, None, ("Right. " if ok else "Not quite. ") + q.explanation,
+                          {"item": str(q.id or items.index(q)), "correct": ok})])
+        return ok
+
+    def tick(self, t=None) -> list[Event]:
+        """Let time pass (scheduled responses such as breathlessness)."""
+        t = self._time(t)
+        ev = self.physiology.tick(t)
+        self._emit(ev)
+        return ev
+
+    def muscle_state(self, structure: str):
+        return self.physiology.muscle_state(self.atlas.get(structure).id)
+
+    def finish(self, t=None) -> Report:
+        if self.finished is not None:
+            return self.finished
+        t = self._act("finish", t)
+        self._emit(self.physiology.flush())
+        quiz = None
+        if self.scenario is not None and self.scenario.quiz:
+            quiz = {"items": len(self.scenario.quiz), "correct": sum(self.quiz_answers.values()),
+                    "answers": dict(self.quiz_answers)}
+        self.finished = self.scorer.finish(quiz)
+        self._record({"type": "report", "t": t, "total": round(self.finished.total, 4), "passed": self.finished.passed})
+        if self.recorder is not None:
+            self.recorder.close()
+        return self.finished
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+
+    # -- replay ---------------------------------------------------------------------
+    @classmethod
+    def replay(cls, recording, atlas, scenario=None, index=None) -> "Session":
+        """Run a recording's actions through a fresh session with the same seed."""
+        rec = recording if hasattr(recording, "actions") else read_recording(recording)
+        s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index)
+        for a in rec.actions:
+            apply_action(s, a)
+        return s
+
+
+def _replace_last(track: NeedleTrack, pose):
+    track.poses[-2:] = [pose]  # a piston is one movement: keep a single pose
+    return pose
+
+
+def apply_action(s: Session, a: dict):
+    name, t = a.get("name"), a.get("t")
+    try:
+        if name == "insert":
+            return s.insert_needle(a["entry"], a["direction"], a.get("depth", 0.0), a.get("length_mm", 50.0),
+                                   a.get("gauge_mm", 0.25), t)
+        if name == "advance":
+            return s.advance(a["needle"], a["mm"], t)
+        if name == "withdraw":
+            return s.withdraw(a["needle"], a["mm"], t)
+        if name == "set_depth":
+            return s.set_depth(a["needle"], a["depth"], t)
+        if name == "redirect":
+            return s.redirect(a["needle"], a["direction"], t)
+        if name == "piston":
+            return s.piston(a["needle"], a.get("amplitude_mm", 3.0), t)
+        if name == "remove":
+            return s.remove(a["needle"], t)
+        if name == "palpate":
+            return s.palpate(a["structure"], t)
+        if name == "answer":
+            return s.answer_quiz(a["item"], a["answer"], t)
+        if name == "finish":
+            return s.finish(t)
+    except KeyError as e:
+        raise SessionError(f"action {name!r} at t={t}: missing field {e}") from None
+    raise SessionError(f"unknown action {name!r} at t={t}")
+
+
+# -- headless grading of placements --------------------------------------------------
+def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: bool = True) -> Report:
+    """Grade a list of NeedleSpec (a placements file) without the window.
+
+    ``batch=True`` traces all needles in one vectorised pass (``TissueIndex.query_batch``)
+    and measures danger clearance at the tip; ``batch=False`` is the naive way: one full
+    session call per needle (``TissueIndex.query`` each).
+    """
+    if not batch:
+        s = Session(atlas, scenario, seed=seed, index=index)
+        s.enforce_limits = False
+        for k, sp in enumerate(specs):
+            s.insert_placement(sp.placement, sp.needle, t=sp.t if sp.t is not None else float(k))
+        return s.finish()
+    from .traversal import TissueIndex
+
+    index = index if index is not None else TissueIndex(atlas)
+    s = Session(atlas, scenario, seed=seed, index=index)
+    n = len(specs)
+    E = np.array([sp.placement.entry for sp in specs], float).reshape(n, 3)
+    D = np.array([sp.placement.direction for sp in specs], float).reshape(n, 3)
+    dep = np.array([sp.placement.depth for sp in specs], float)
+    br = index.query_batch(E, D, dep)
+    clear = {}
+    for di, (tree, _lo, _hi) in index._danger.items():
+        dist, _ = tree.query(br.tip, distance_upper_bound=100.0)
+        clear[di] = dist
+    ids, kinds, harm = index.ids, index.kinds, index.harm
+    phys, scorer = s.physiology, s.scorer
+    for k in range(n):
+        t = specs[k].t if specs[k].t is not None else float(k)
+        ts = int(br.tip_structure[k])
+        tip_id = ids[ts] if ts >= 0 else None
+        bone = ids[int(br.bone_contact[k])] if br.bone_contact[k] >= 0 else None
+        breaches = []
+        if br.breach[k] >= 0:
+            b = int(br.breach[k])
+            breaches.append((ids[b], harm[b], float(br.breach_depth[k])))
+        cl = {ids[di]: (harm[di], 0.0 if (ids[di] in [x[0] for x in breaches] or tip_id == ids[di]) else float(v[k]))
+              for di, v in clear.items() if np.isfinite(v[k])}
+        smp = PoseSample(t, k, "insert", E[k], D[k], float(br.depth[k]), br.tip[k], tip_id,
+                         kinds[ts] if ts >= 0 else None, [], bone, breaches, cl)
+        s.samples.append(smp)
+        scorer.add_sample(smp)
+        s._emit(phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches))
+    return s.finish(t=float(n))
+
+
+def load_session_scenario(path_or_id, atlas):
+    from .scenario import load_scenario
+
+    return load_scenario(path_or_id, atlas)
+
+
+__all__ = ["Session", "SessionError", "PalpationFinding", "grade_placements", "apply_action", "Path"]
+
+
+def open_case(scenario=None, atlas_name: str | None = None, progress=None):
+    """(atlas, scenario) for a scenario path or library id, with the patient's body build."""
+    from . import store
+    from .scenario import load_scenario
+
+    bare = load_scenario(scenario)  # schema only: learn the habitus
+    atlas = store.load_atlas(atlas_name, progress=progress, habitus=bare.patient.habitus)
+    return atlas, load_scenario(scenario, atlas)

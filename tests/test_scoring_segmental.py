@@ -1,0 +1,140 @@
+"""Done-means of issue #6 (scoring): segmental logic on the built-in atlas with shipped scenarios."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imssim.core.placements import parse
+from imssim.core.scenario import load_scenario
+from imssim.core.session import Session, grade_placements
+from imssim.core.traversal import TissueIndex
+
+from needle_helpers import needle_into
+
+
+@pytest.fixture(scope="module")
+def index(atlas):
+    return TissueIndex(atlas)
+
+
+@pytest.fixture(scope="module")
+def l5(atlas):
+    return load_scenario("l5-radiculopathy-low-back", atlas)
+
+
+@pytest.fixture(scope="module")
+def s1(atlas):
+    return load_scenario("s1-radiculopathy-piriformis", atlas)
+
+
+def grade_one(index, scenario, sid, approach="posterior", seed=0):
+    e, d, depth = needle_into(index, sid, approach)
+    s = Session(index.atlas, scenario, seed=seed, index=index)
+    s.insert_needle(e, d, depth, length_mm=75)
+    return s.finish()
+
+
+def test_right_l5_multifidus_is_a_target_with_level_error_0(index, l5):
+    r = grade_one(index, l5, "multifidus_L5_r")
+    n = r.needles[0]
+    assert n["structure"] == "multifidus_L5_r" and n["target"] is True
+    assert r.metric("level_error").value == 0
+    assert r.metric("level_error").details[0]["level_error"] == 0
+    assert "on segment L5" in n["sentence"] and "It is a target" in n["sentence"]
+    assert r.families["level_accuracy"] == 1.0
+
+
+def test_l3_multifidus_gives_level_error_2(index, l5):
+    r = grade_one(index, l5, "multifidus_L3_r")
+    n = r.needles[0]
+    assert n["structure"] == "multifidus_L3_r" and n["target"] is False
+    assert r.metric("level_error").value == 2
+    assert "2 levels from the affected segment" in r.metric("level_error").details[0]["sentence"]
+    assert "off segment" in n["sentence"]
+    # worse than the right level on level accuracy and in total
+    good = grade_one(index, l5, "multifidus_L5_r")
+    assert r.families["level_accuracy"] < good.families["level_accuracy"]
+    assert r.total < good.total
+
+
+def test_vastus_lateralis_is_off_segment_in_an_s1_case(index, s1):
+    r = grade_one(index, s1, "vastus_lateralis_r", approach="right")
+    n = r.needles[0]
+    assert n["structure"] == "vastus_lateralis_r"
+    assert n["target"] is False
+    assert set(n["segments"]) == {"L2", "L3", "L4"}
+    assert "femoral nerve (L2-L4): off segment (the case is S1)" in n["sentence"]
+    assert r.families["targeting"] == 0.0
+
+
+def test_sentence_names_muscle_nerve_roots_and_segment(index, l5):
+    r = grade_one(index, l5, "gluteus_medius_r", approach="posterior")
+    s = r.needles[0]["sentence"]
+    assert s.startswith("Needle 1 is in the right gluteus medius, supplied by the superior gluteal nerve (L4-S1): "
+                        "on segment L5. It is a target.")
+    assert s.endswith(("Twitch elicited.", "No twitch."))
+
+
+def _t4_anterior(index):
+    doc = {"version": 1, "needles": [{"landmark": "T4_spinous", "lateral_mm": 45, "side": "right",
+                                      "direction": [0, -1, 0], "depth": 60, "length_mm": 75}]}
+    return parse(doc, index)
+
+
+def test_deep_needle_over_t4_aimed_anteriorly_breaches_pleura_and_fails(index, l5):
+    specs = _t4_anterior(index)
+    for batch in (True, False):
+        r = grade_placements(index.atlas, l5, specs, index, batch=batch)
+        b = r.metric("breaches")
+        assert [x["structure"] for x in b.details] == ["lung_r"]
+        assert b.details[0]["harm"] == "pneumothorax" and 15 <= b.details[0]["depth_mm"] <= 45
+        assert r.safety_failed and not r.passed
+        assert r.summary.startswith("FAIL (safety)")
+
+
+def test_thoracic_case_pleura_breach_fails(atlas, index):
+    # the shipped thoracic case names muscles the atlas3 stage adds (rhomboids, thoracic multifidus)
+    sc = load_scenario("thoracic-pneumothorax-risk", atlas)
+    r = grade_placements(atlas, sc, _t4_anterior(index), index)
+    assert r.safety_failed and not r.passed
+    assert any(e["structure"] == "lung_r" for e in r.metric("breaches").details)
+
+
+def test_breach_does_not_fail_when_the_scenario_says_so(index, l5):
+    lenient = l5.model_copy(update={"safety": l5.safety.model_copy(update={"breach_fails": False})})
+    r = grade_placements(index.atlas, lenient, _t4_anterior(index), index)
+    assert r.metric("breaches").value == 1 and not r.safety_failed
+    assert r.families["safety"] == 0.0
+
+
+def test_batch_and_per_needle_grading_agree(index, l5):
+    needles = []
+    for sid, ap in [("multifidus_L5_r", "posterior"), ("gluteus_medius_r", "posterior"),
+                    ("multifidus_L3_r", "posterior")]:
+        e, d, depth = needle_into(index, sid, ap)
+        needles.append({"entry": e.tolist(), "direction": d.tolist(), "depth": depth, "length_mm": 75})
+    specs = parse({"version": 1, "needles": needles}, index)
+    fast = grade_placements(index.atlas, l5, specs, index, batch=True)
+    slow = grade_placements(index.atlas, l5, specs, index, batch=False)
+    assert [n["structure"] for n in fast.needles] == [n["structure"] for n in slow.needles] == [
+        "multifidus_L5_r", "gluteus_medius_r", "multifidus_L3_r"]
+    assert fast.total == pytest.approx(slow.total, abs=1e-6)
+    assert json.loads(json.dumps(fast.to_dict()))["needles"][0]["target"] is True
+
+
+def test_symptom_site_only_needles_are_counted(atlas, index, l5):
+    # a painful muscle outside the segment: needling only it is local dry needling, not IMS
+    from imssim.core.scenario import PainArea
+
+    assert "piriformis_r" not in {t.structure for t in Session(atlas, l5, index=index).targets}
+    patient = l5.patient.model_copy(update={"pain": [PainArea(region="buttock", side="right", structure="piriformis_r")]})
+    sc = l5.model_copy(update={"patient": patient})
+    r = grade_one(index, sc, "piriformis_r", approach="posterior")
+    cov = r.metric("coverage")
+    assert cov.details[0]["symptom_site_only_share"] == 1.0
+    assert "1 of 1 needles treated a symptom site only" in cov.sentence
+    ok = grade_one(index, sc, "gluteus_medius_r", approach="posterior")
+    assert ok.metric("coverage").details[0]["symptom_site_only_share"] == 0.0
+    assert ok.families["coverage"] > r.families["coverage"]
