@@ -27,6 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 Qt = QtCore.Qt
 
 
+@pytest.fixture(autouse=True)
+def _recordings(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMSSIM_RECORDINGS_DIR", str(tmp_path / "recordings"))
+
+
 @pytest.fixture(scope="module")
 def index(atlas):
     return TissueIndex(atlas)
@@ -293,3 +298,69 @@ def test_quiz_choice_and_pick_structure(win, atlas):
     assert r["answer"] == sid and r["correct"] == (sid == "multifidus_L5_r")
     assert c.quiz_pending is None
     assert "Answered 2 of 2" in qp.total.text()
+
+
+def _to_locus(win, index, structure="multifidus_L5_r"):
+    """Put a needle through the skin straight at the scenario's trigger locus in ``structure``."""
+    c = win.controller
+    locus = next(l for l in c.session.physiology.loci if l.structure == structure)
+    target = np.asarray(locus.xyz, float)
+    hit = index.snap_to_skin(target + np.array([0, 200.0, 0]), [0, -1.0, 0])
+    d = target - hit.point
+    depth = float(np.linalg.norm(d))
+    c.set_tool("needle")
+    n = c.place_needle_at(hit.point, hit.normal)
+    n.direction = d / depth
+    c.advance(depth)
+    return n
+
+
+def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    c = win.controller
+    n = _to_locus(win, index)
+    assert c.readout()["tip_id"] == "multifidus_L5_r"
+    twitches = []
+    c.listeners.append(lambda ev, d: ev == "twitch" and twitches.append(d))
+    for _ in range(12):
+        if twitches:
+            break
+        qtbot.keyClick(win, Qt.Key_T)  # piston
+    assert twitches and twitches[0]["structure"] == "multifidus_L5_r"
+    assert "twitch" in win.feedback_view.toPlainText().lower()
+    # the muscle contracts during the pulse, then returns to rest; the release is said after it
+    qtbot.waitUntil(lambda: "releases" in win.feedback_view.toPlainText(), timeout=5000)
+    qtbot.waitUntil(lambda: c.scene.actors["multifidus_L5_r"].GetUserMatrix() is None, timeout=5000)
+    c.pulse_frame("multifidus_L5_r", 0.1, n.k, 2.0)
+    assert c.scene.actors["multifidus_L5_r"].GetUserMatrix() is not None
+    c.pulse_frame("multifidus_L5_r", 0.0, n.k, 0.0)
+    win.mark_button.click()
+    win.finish_button.click()
+    d = win.report_dialog
+    text = d.text.toPlainText()
+    assert c.report.summary in text and "Targets not reached" in text
+    assert c.overlay.marker_count("missed") == len(c.missed_targets()) > 0
+    files = win.export(tmp_path / "out")
+    assert [f.suffix for f in files] == [".json", ".txt", ".jsonl"]
+    import json
+
+    rep = json.loads(files[0].read_text())
+    assert rep["total"] == pytest.approx(c.report.total, abs=0.01) and rep["marked_segments"] == ["L5"]
+
+
+def test_interrupted_session_resumes_from_its_recording(qtbot, atlas, index):
+    w1 = make(qtbot, atlas, index)
+    assert w1.open_scenario("l5-radiculopathy-low-back")
+    n = _to_locus(w1, index)
+    w1.controller.withdraw(4)
+    depth, entry = n.depth, n.entry.copy()
+    path = w1.controller.recording_path
+    assert path.exists() and path.stat().st_size > 0  # written as the session goes
+    w1.close()  # "interrupted": never finished
+    w2 = make(qtbot, atlas, index)
+    assert w2.resume(path)
+    c = w2.controller
+    assert c.scenario.id == "l5-radiculopathy-low-back" and len(c.needles) == 1
+    assert c.needles[0].depth == pytest.approx(depth) and np.allclose(c.needles[0].entry, entry)
+    c.advance(2)
+    assert c.needles[0].depth == pytest.approx(depth + 2)

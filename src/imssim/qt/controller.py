@@ -8,20 +8,17 @@ Tests drive it directly with fake events (display coordinates, wheel steps, key 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..core.atlas import Atlas
-from ..core.needle import (
-    REDIRECT_DEPTH_MM,
-    Needle,
-    NeedleError,
-    NeedleTrack,
-    direction_from_angles,
-)
+from ..core.needle import REDIRECT_DEPTH_MM, Needle, NeedleError, direction_from_angles
+from ..core.session import Session, SessionError
 from ..core.traversal import TissueIndex, Traversal
 from ..render.overlay import NeedleGlyph, Overlay, clearance_colour
 from ..render.scene import AtlasScene
@@ -38,12 +35,16 @@ NAMEABLE_MIN_OPACITY = 0.3
 
 @dataclass
 class PlacedNeedle:
-    """A needle in the body: its track (core), its aim and its glyph (render)."""
+    """A needle the trainee placed: poised on the skin (``k`` None) or in the session (``k``)."""
 
-    track: NeedleTrack
+    entry: np.ndarray
+    direction: np.ndarray
     normal: np.ndarray  # outward skin normal at the entry
     side: str
     glyph: NeedleGlyph
+    length_mm: float
+    k: int | None = None  # the session's needle number once the skin is punctured
+    depth: float = 0.0
     medial_deg: float = 0.0
     caudal_deg: float = 0.0
     traversal: Traversal | None = None
@@ -51,22 +52,23 @@ class PlacedNeedle:
     breached: set = field(default_factory=set)
 
     @property
-    def entry(self) -> np.ndarray:
-        return np.asarray(self.track.pose.entry)
-
-    @property
-    def direction(self) -> np.ndarray:
-        return np.asarray(self.track.pose.direction)
-
-    @property
-    def depth(self) -> float:
-        return self.track.pose.depth
-
-    @property
     def tilt_deg(self) -> float:
         """Angle between the needle and the perpendicular to the skin."""
         c = float(np.clip(-self.normal @ self.direction, -1, 1))
         return float(np.degrees(np.arccos(c)))
+
+
+def recordings_dir() -> Path:
+    """Where session recordings are written (IMSSIM_RECORDINGS_DIR or the user data folder)."""
+    env = os.environ.get("IMSSIM_RECORDINGS_DIR")
+    if env:
+        p = Path(env)
+    else:
+        import platformdirs
+
+        p = Path(platformdirs.user_data_dir("imssim", appauthor=False)) / "sessions"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 class Controller:
@@ -95,13 +97,16 @@ class Controller:
         self.quiz_answers: dict[int, dict] = {}
         self.quiz_pending: int | None = None  # pick-structure question waiting for a click
         self._loci: list[tuple] = []  # (finding, point or None)
-        self._t0 = time.monotonic()
+        self.session = Session(atlas, None, index=self.index)
+        self.session.listeners.append(self._on_session_event)
+        self.report = None
+        self.recording_path: Path | None = None
         self.set_mode(mode)
         apply_preset(plotter, atlas, "posterior")
 
     # -- plumbing --------------------------------------------------------------------
     def clock(self) -> float:
-        return round(time.monotonic() - self._t0, 3)
+        return round(self.session.now(), 3)
 
     def emit(self, event: str, **data) -> None:
         for f in list(self.listeners):
@@ -280,18 +285,18 @@ class Controller:
         return self.place_needle_at(hit.point, hit.normal)
 
     def place_needle_at(self, entry, normal_out, medial_deg: float = 0.0, caudal_deg: float = 0.0) -> PlacedNeedle:
+        """Poise a needle on the skin (not yet in): aim freely, then advance to puncture."""
         entry = np.asarray(entry, float)
         normal = np.asarray(normal_out, float) / np.linalg.norm(normal_out)
         side = "midline" if abs(entry[0]) < 1.0 else ("left" if entry[0] > 0 else "right")
-        track = NeedleTrack(self.needle_spec)
         d = self._direction(entry, normal, side, medial_deg, caudal_deg)
-        track.insert(self.clock(), entry, d, 0.0)
         glyph = NeedleGlyph(self.plotter, self.needle_spec.length_mm)
-        n = PlacedNeedle(track, normal, side, glyph, medial_deg, caudal_deg)
+        n = PlacedNeedle(entry, d, normal, side, glyph, self.needle_spec.length_mm, medial_deg=medial_deg,
+                         caudal_deg=caudal_deg)
         self.needles.append(n)
         self._activate(len(self.needles) - 1)
         self.say(f"Needle {len(self.needles)} ({self.needle_spec.length_mm:g} mm) on the skin. "
-                 "Aim with A/D and W/S, advance with the wheel or Up.")
+                 "Aim with A/D and W/S, then advance with the wheel or Up.")
         self._update()
         return n
 
@@ -311,9 +316,21 @@ class Controller:
         self._activate(0 if self.active is None else (self.active + 1) % len(self.needles))
         self._update()
 
+    def _call(self, fn, *args):
+        """A session call; what the session refuses is said, never raised at the trainee."""
+        try:
+            return fn(*args)
+        except SessionError as e:
+            self.say(str(e), "warn")
+            return None
+
+    def _sync(self, n: PlacedNeedle) -> None:
+        p = self.session.needles[n.k].poses[-1]
+        n.entry, n.direction, n.depth = np.asarray(p.entry), np.asarray(p.direction), float(p.depth)
+
     def aim(self, d_medial: float = 0.0, d_caudal: float = 0.0) -> None:
-        """Change the angle. Below the subcutaneous layer this is a redirection: the needle
-        is first withdrawn to the subcutaneous layer (as a practitioner must)."""
+        """Change the angle. Once through the skin this is a redirection: the needle is first
+        withdrawn to the subcutaneous layer (as a practitioner must)."""
         n = self.current
         if n is None:
             return
@@ -324,14 +341,17 @@ class Controller:
         except NeedleError as e:
             self.say(str(e), "warn")
             return
-        n.medial_deg, n.caudal_deg = med, cau
-        t = self.clock()
-        if n.depth > REDIRECT_DEPTH_MM:
-            n.track.redirect(t, d)
-            n.stopped = None
-            self.say(f"Redirected: withdrawn to {REDIRECT_DEPTH_MM:g} mm and re-aimed.")
+        if n.k is None:
+            n.direction = d
         else:
-            n.track._push(t, n.entry, d, n.depth, "move")
+            before = n.depth
+            if self._call(self.session.redirect, n.k, d) is None:
+                return
+            self._sync(n)
+            n.stopped = None
+            if before > REDIRECT_DEPTH_MM:
+                self.say(f"Redirected: withdrawn to {REDIRECT_DEPTH_MM:g} mm and re-aimed.")
+        n.medial_deg, n.caudal_deg = med, cau
         self._update()
 
     def advance(self, mm: float = STEP_MM) -> None:
@@ -341,26 +361,48 @@ class Controller:
         if n.stopped:
             self.say(f"Attempt stopped: {n.stopped} Withdraw (Down) or remove the needle (Delete).", "danger")
             return
-        n.track.advance(self.clock(), mm)
+        if n.k is None:
+            k = self._call(self.session.insert_needle, n.entry, n.direction, float(mm), n.length_mm,
+                           self.needle_spec.gauge_mm)
+            if k is None:
+                return
+            n.k = k
+        elif self._call(self.session.advance, n.k, float(mm)) is None:
+            return
+        self._sync(n)
         self._update()
 
     def withdraw(self, mm: float = STEP_MM) -> None:
         n = self.current
-        if n is None:
+        if n is None or n.k is None:
             return
-        n.track.withdraw(self.clock(), mm)
+        if self._call(self.session.withdraw, n.k, float(mm)) is None:
+            return
+        self._sync(n)
         self._update()
         if n.stopped and not n.traversal.breaches:
             n.stopped = None
             self.say("Out of the danger structure. Redirect (A/D, W/S) before advancing again.")
             self.emit("needle", readout=self.readout())
 
+    def piston(self) -> None:
+        """A small in-and-out movement at the same spot (how twitches are provoked)."""
+        n = self.current
+        if n is None or n.k is None or n.stopped:
+            return
+        if self._call(self.session.piston, n.k, 3.0) is None:
+            return
+        self._sync(n)
+        self._update()
+
     def redirect(self) -> None:
         """Withdraw to the subcutaneous layer keeping the angle (then re-aim and advance)."""
         n = self.current
-        if n is None:
+        if n is None or n.k is None:
             return
-        n.track.redirect(self.clock(), n.direction)
+        if self._call(self.session.redirect, n.k, n.direction) is None:
+            return
+        self._sync(n)
         n.stopped = None
         self.say(f"Withdrawn to the subcutaneous layer ({REDIRECT_DEPTH_MM:g} mm) to redirect.")
         self._update()
@@ -369,7 +411,8 @@ class Controller:
         n = self.current
         if n is None:
             return
-        n.track.remove(self.clock())
+        if n.k is not None and not self.session.needles[n.k].removed and self.session.finished is None:
+            self._call(self.session.remove, n.k)
         n.glyph.remove()
         k = self.active
         self.needles.pop(k)
@@ -385,12 +428,7 @@ class Controller:
             self.render()
             return
         tr = self.index.query(n.entry, n.direction, n.depth)
-        had_bone = n.traversal is not None and n.traversal.bone_contact is not None
-        if tr.depth < n.depth - 1e-6:  # bone stopped the needle
-            n.track._push(self.clock(), n.entry, n.direction, tr.depth, "move")
-            if tr.bone_contact and not had_bone:
-                self.say(f"Bone contact ({self.label(tr.bone_contact.structure) if self.labels_visible else 'bone'})"
-                         f" at {tr.depth:.0f} mm: withdraw or redirect.", "warn")
+        n.depth = float(tr.depth)  # bone stops the needle (the session keeps the same depth)
         now = {b.structure for b in tr.breaches}
         new = now - n.breached
         n.breached = now  # leaving a danger structure and re-entering it is a new event
@@ -418,7 +456,7 @@ class Controller:
             n.stopped = f"{what} at {b.depth:.0f} mm - {text}"
             self.say(f"STOP: {what} at {b.depth:.0f} mm - {text} Withdraw the needle.", "danger")
         else:
-            self.say(f"Danger event recorded ({b.harm}).", "danger")
+            self.say(f"Danger event recorded ({b.harm}); it counts against the exam.", "danger")
 
     def readout(self) -> dict | None:
         n = self.current
@@ -431,7 +469,7 @@ class Controller:
         return {
             "needle": self.active + 1,
             "count": len(self.needles),
-            "length": n.track.needle.length_mm,
+            "length": n.length_mm,
             "depth": n.depth,
             "medial_deg": n.medial_deg,
             "caudal_deg": n.caudal_deg,
@@ -475,19 +513,135 @@ class Controller:
                 except Exception:  # noqa: BLE001 - an unplaceable locus falls back to the structure
                     p = None
             loci.append((f, p))
-        while self.needles:
-            self.active = len(self.needles) - 1
-            self.remove_needle()
-        self.overlay.clear_highlight()
-        self.overlay.clear_markers("palpation")
+        self._reset()
         self.scenario, self.targets, self._loci = sc, targets, loci
-        self.palpated, self.marked_segments, self.quiz_answers = [], [], {}
-        self.quiz_pending = None
-        self.feedback.clear()
-        self._t0 = time.monotonic()
+        self._new_session(sc)
         self.set_mode(mode or sc.modes.default)
         self.emit("scenario", scenario=sc)
         return sc
+
+    def _reset(self) -> None:
+        for n in self.needles:
+            n.glyph.remove()
+        self.needles, self.active = [], None
+        self.session.close()
+        self.overlay.clear_highlight()
+        self.overlay.clear_markers("palpation")
+        self.overlay.clear_markers("missed")
+        self.palpated, self.marked_segments, self.quiz_answers = [], [], {}
+        self.quiz_pending = None
+        self.feedback.clear()
+        self.report = None
+        self.selected = None
+
+    def _new_session(self, sc, seed: int | None = None) -> Session:
+        """A fresh session on the case, recorded as it goes (JSON lines, flushed every record)."""
+        seed = int(time.time() * 1000) % 2**31 if seed is None else int(seed)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = recordings_dir() / f"{sc.id}-{stamp}-{seed}.jsonl"
+        self.session = Session(self.atlas, sc, seed=seed, index=self.index, record_to=path)
+        self.session.listeners.append(self._on_session_event)
+        self.recording_path = path
+        return self.session
+
+    def resume(self, recording_path) -> Session:
+        """Continue an interrupted session: its recorded actions are replayed into a new
+        session (same case and seed, so the same responses) that keeps recording."""
+        from ..core.recording import read_recording
+        from ..core.scenario import load_scenario
+        from ..core.session import apply_action
+
+        rec = read_recording(recording_path)
+        h = rec.header
+        src = h.get("scenario_path") or h.get("scenario")
+        if not src:
+            raise SessionError(f"{recording_path}: the recording names no scenario")
+        self.load_scenario(src)
+        self.session.close()
+        self._new_session(self.scenario, seed=int(h.get("seed", 0)))
+        self.session.listeners.remove(self._on_session_event)  # replay quietly
+        for a in rec.actions:
+            if a.get("name") == "finish":
+                break
+            apply_action(self.session, a)
+        self.session.listeners.append(self._on_session_event)
+        for k, trk in enumerate(self.session.needles):
+            if trk.removed:
+                continue
+            p = trk.poses[-1]
+            hit = self.index.snap_to_skin(np.asarray(p.entry) - np.asarray(p.direction) * 50.0, p.direction)
+            normal = hit.normal if hit is not None else -np.asarray(p.direction)
+            n = PlacedNeedle(np.asarray(p.entry), np.asarray(p.direction), normal,
+                             "left" if p.entry[0] > 0 else "right", NeedleGlyph(self.plotter, trk.needle.length_mm),
+                             trk.needle.length_mm, k=k, depth=p.depth)
+            self.needles.append(n)
+        self._activate(len(self.needles) - 1 if self.needles else None)
+        self.say(f"Resumed: {len(rec.actions)} recorded actions replayed, {len(self.needles)} needle(s) in place.",
+                 "good")
+        self._update()
+        return self.session
+
+    # -- the patient's responses ------------------------------------------------------------
+    EVENT_LEVEL = {"grasp": "info", "painless": "info", "bone_contact": "warn", "nerve": "danger",
+                   "pleura": "danger", "cough": "danger", "breathless": "danger", "breach": "danger",
+                   "twitch": "good", "release": "good", "palpation": "info", "quiz_answer": "info"}
+
+    def _on_session_event(self, e) -> None:
+        if e.kind in ("palpation", "quiz_answer"):
+            return  # said by the handlers that asked for them
+        text = e.message
+        if not self.labels_visible and e.structure:
+            name = self.label(e.structure)
+            text = text.replace(f"the {name}", "the muscle").replace(name, "the structure")
+        if e.kind == "twitch":
+            self.emit("twitch", structure=e.structure, needle=e.needle, amplitude=float(e.data.get("amplitude", 0.5)),
+                      duration=float(e.data.get("duration_s", 0.3)), text=text)
+        elif e.kind == "release":
+            self.emit("release", structure=e.structure, needle=e.needle, text=text,
+                      delay=max(0.0, e.t - self.session.now()))
+            return  # said when the twitch has settled
+        self.say(text, self.EVENT_LEVEL.get(e.kind, "info"))
+
+    def pulse_frame(self, structure: str | None, amount: float, needle: int | None = None, jolt_mm: float = 0.0) -> None:
+        """One frame of a twitch (amount > 0: contraction) or release (< 0: lengthening) and
+        the needle's jolt; the window calls it from a timer, a script at any moment."""
+        if structure:
+            self.overlay.set_contraction(structure, amount)
+        n = next((x for x in self.needles if x.k == needle), None) if needle is not None else None
+        if n is not None:
+            n.glyph.update(n.entry, n.direction, n.depth, jolt=jolt_mm)
+        self.render()
+
+    def finish(self):
+        """End the attempt: the scoring engine's report (also written to the recording)."""
+        if self.report is not None:
+            return self.report
+        self.report = self.session.finish()
+        self.show_missed()
+        self.emit("report", report=self.report)
+        return self.report
+
+    def missed_targets(self) -> list:
+        if self.report is None:
+            return []
+        reached: set = set()
+        try:
+            det = self.report.metric("coverage").details or []
+            for d in det:
+                reached |= set(d.get("paraspinal_reached", [])) | set(d.get("peripheral_reached", []))
+        except KeyError:
+            pass
+        return [t for t in self.targets if t.structure not in reached]
+
+    def show_missed(self) -> None:
+        """Mark the targets that no needle reached, on the body (orange, labelled)."""
+        self.overlay.clear_markers("missed")
+        missed = self.missed_targets()
+        self.overlay.highlight([t.structure for t in missed], colour=(1.0, 0.45, 0.0), opacity=1.0)
+        for t in missed:
+            self.overlay.add_marker("missed", self.atlas.structures[t.structure].centroid, colour=(1.0, 0.45, 0.0),
+                                    radius=5.0, label=f"missed: {t.name}")
+        self.render()
 
     def palpate_ray(self, origin, direction) -> list[dict]:
         hit = self.index.snap_to_skin(origin, direction)
@@ -516,12 +670,13 @@ class Controller:
                 hit = f.structure is not None and f.structure in under
             if hit:
                 found.append({"kind": f.kind, "text": f.description, "structure": f.structure})
-        if not found:
-            for m in self.scenario.supersensitive_muscles:
-                if m.structure in under and m.supersensitivity >= 0.5:
-                    found.append({"kind": "tender_point", "structure": m.structure,
-                                  "text": "Tender and a little ropy under your fingers; the patient flinches."})
-                    break
+        muscle = next((sid for sid in under if self.atlas.structures[sid].kind == "muscle"), None)
+        if muscle is not None and self.session.finished is None:
+            pf = self._call(self.session.palpate, muscle)  # recorded; the physiology says how it feels
+            if pf is not None and pf.tender and not found:
+                found.append({"kind": "taut_band" if pf.taut_band else "tender_point", "structure": muscle,
+                              "text": "Tender, with a taut, ropy band; the patient flinches."
+                              + (f" ({self.label(muscle)})" if self.labels_visible else "")})
         colour = (1.0, 0.55, 0.0) if found else (0.55, 0.6, 0.65)
         self.overlay.add_marker("palpation", point, colour=colour, radius=4.0 if found else 2.5)
         if found:
@@ -585,6 +740,8 @@ class Controller:
             correct = answer is not None and answer in q.answer
             shown = "nothing" if answer is None else self.label(answer)
             self.quiz_pending = None
+        if self.session.finished is None:
+            self._call(self.session.answer_quiz, i, given if q.type == "multiple_choice" else (answer or ""))
         r = {"index": i, "answer": given, "shown": shown, "correct": correct, "explanation": q.explanation}
         self.quiz_answers[i] = r
         self.say(("Right: " if correct else f"Not quite ({shown}): ") + q.explanation, "good" if correct else "warn")
@@ -607,6 +764,7 @@ class Controller:
             ("W", "Aim cranially (toward the head)", lambda: self.aim(d_caudal=-AIM_STEP_DEG)),
             ("S", "Aim caudally (toward the feet)", lambda: self.aim(d_caudal=AIM_STEP_DEG)),
             ("R", "Redirect: withdraw to the subcutaneous layer", self.redirect),
+            ("T", "Piston: a small in-and-out movement (provokes a twitch)", self.piston),
             ("Tab", "Select the next needle", self.select_next_needle),
             ("Delete", "Remove the selected needle", self.remove_needle),
         ]

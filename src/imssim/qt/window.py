@@ -113,6 +113,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_action.setToolTip("Choose a case from the library or a file  [Ctrl+O]")
         self.recent_menu = f.addMenu("Recent scenarios")
         self._fill_recent()
+        self.resume_action = f.addAction("Resume an interrupted session...", self._ask_resume)
+        self.export_action = f.addAction("Export report and recording...", self._ask_export)
+        self.export_action.setEnabled(False)
         f.addAction(self.actions["shot"])
         f.addSeparator()
         q = f.addAction("Quit", self.close)
@@ -121,7 +124,8 @@ class MainWindow(QtWidgets.QMainWindow):
         for p in PRESETS.values():
             v.addAction(self.actions[p.key])
         n = mb.addMenu("&Needle")
-        for k in ("N", "P", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "Tab", "Delete"):
+        for k in ("N", "P", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "T", "Tab",
+                  "Delete"):
             n.addAction(self.actions[k])
         h = mb.addMenu("&Help")
         h.addAction(self.actions["F1"])
@@ -162,8 +166,9 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addWidget(self.length_combo)
         tb.addSeparator()
         self.finish_button = QtWidgets.QPushButton("Finish and score")
-        self.finish_button.setEnabled(False)
-        self.finish_button.setToolTip("Score the session (needs the scoring engine, not in this build)")
+        self.finish_button.setShortcut(QtGui.QKeySequence("Ctrl+Return"))
+        self.finish_button.setToolTip("End the attempt and see the score  [Ctrl+Return]")
+        self.finish_button.clicked.connect(self.finish)
         tb.addWidget(self.finish_button)
         spacer = QtWidgets.QWidget()
         spacer.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Preferred)
@@ -393,6 +398,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.segments_label.setText("Marked: " + (", ".join(data["segments"]) or "none"))
         elif event in ("quiz_question", "quiz_answer"):
             self.quiz_panel.refresh()
+        elif event == "twitch":
+            self._animate(data["structure"], data["needle"], "twitch", data["amplitude"], data["duration"])
+        elif event == "release":
+            QtCore.QTimer.singleShot(int(1000 * data["delay"]) + 50,
+                                     lambda d=data: self._release(d))
+        elif event == "report":
+            self.show_report(data["report"])
 
     # -- scenarios --------------------------------------------------------------------------
     def open_scenario(self, name, mode: str | None = None) -> bool:
@@ -442,6 +454,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_scenario(self, sc) -> None:
         self.setWindowTitle(f"imssim - {sc.title}")
+        self.export_action.setEnabled(False)
         self.mark_button.setEnabled(True)
         self.segments_label.setText("Marked: none")
         self.tabs.setTabEnabled(2, bool(sc.quiz))
@@ -516,6 +529,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if limit:
             left = max(int(limit) - s, 0)
             self.timer_label.setText(f"EXAM  {left // 60:02d}:{left % 60:02d} left")
+            if left == 0 and self.controller.report is None:
+                self._clock_timer.stop()
+                self.controller.say("Time is up: the exam is graded now.", "warn")
+                self.finish()
         else:
             self.timer_label.setText(f"EXAM  {s // 60:02d}:{s % 60:02d}")
 
@@ -545,6 +562,100 @@ class MainWindow(QtWidgets.QMainWindow):
         if r["stopped"]:
             self.r_clear.setText("STOPPED: " + r["stopped"])
             self.r_clear.setStyleSheet("color:white; background:#b3151b; font-weight:bold; padding:2px")
+
+    # -- twitch and release -------------------------------------------------------------------
+    def _animate(self, structure, needle, kind: str, amplitude: float = 0.5, duration: float = 0.3) -> None:
+        """A brief contraction pulse of the muscle and a jolt of the needle (twitch), or the
+        muscle easing out (release), played over ~20 frames."""
+        import math
+
+        frames = max(8, int(duration * 60)) if kind == "twitch" else 40
+        step_ms = max(10, int(1000 * duration / frames)) if kind == "twitch" else 30
+        state = {"f": 0}
+        timer = QtCore.QTimer(self, interval=step_ms)
+
+        def tick():
+            u = state["f"] / frames
+            if kind == "twitch":
+                a = math.sin(math.pi * u)
+                self.controller.pulse_frame(structure, 0.12 * max(amplitude, 0.3) * a, needle, jolt_mm=2.5 * a)
+            else:
+                self.controller.pulse_frame(structure, -0.04 * (1 - u) * math.sin(math.pi * min(1.0, 2 * u + 0.5)))
+            state["f"] += 1
+            if state["f"] > frames:
+                timer.stop()
+                self.controller.pulse_frame(structure, 0.0, needle, 0.0)
+        timer.timeout.connect(tick)
+        timer.start()
+        self._anim = timer
+
+    def _release(self, data) -> None:
+        self.controller.say(data["text"], "good")
+        self._animate(data["structure"], data["needle"], "release")
+
+    # -- finishing ---------------------------------------------------------------------------
+    def finish(self):
+        r = self.controller.finish()
+        self.export_action.setEnabled(True)
+        return r
+
+    def show_report(self, report) -> "ReportDialog":
+        d = ReportDialog(self, report)
+        d.show()
+        self.report_dialog = d
+        return d
+
+    def export(self, folder) -> list:
+        """Write report.json, report.txt and the recording into ``folder``."""
+        import json
+        import shutil
+        from pathlib import Path
+
+        c = self.controller
+        if c.report is None:
+            return []
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = c.scenario.id if c.scenario is not None else "session"
+        out = [folder / f"{stem}-report.json", folder / f"{stem}-report.txt"]
+        d = c.report.to_dict()
+        d["missed_targets"] = [t.structure for t in c.missed_targets()]
+        d["marked_segments"] = list(c.marked_segments)
+        out[0].write_text(json.dumps(d, indent=2), encoding="utf-8")
+        out[1].write_text(c.report.format_text() + "\n", encoding="utf-8")
+        if c.recording_path is not None and c.recording_path.exists():
+            dst = folder / c.recording_path.name
+            if dst.resolve() != c.recording_path.resolve():
+                shutil.copyfile(c.recording_path, dst)
+            out.append(dst)
+        return out
+
+    def _ask_export(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the report and the recording to")
+        if folder:
+            files = self.export(folder)
+            self.status.showMessage("Wrote " + ", ".join(str(f) for f in files), 10000)
+
+    def _ask_resume(self) -> None:
+        from .controller import recordings_dir
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Resume a session", str(recordings_dir()),
+                                                        "Recordings (*.jsonl)")
+        if path:
+            self.resume(path)
+
+    def resume(self, path) -> bool:
+        from ..core.recording import RecordingError
+        from ..core.scenario import ScenarioError
+        from ..core.session import SessionError
+
+        try:
+            self.controller.resume(path)
+        except (RecordingError, ScenarioError, SessionError) as e:
+            self.last_error = str(e)
+            self.status.showMessage(f"Cannot resume: {e}", 15000)
+            return False
+        return True
 
     # -- 3D view events -------------------------------------------------------------------
     def _display_xy(self, pos) -> tuple[float, float]:
@@ -659,10 +770,19 @@ class MainWindow(QtWidgets.QMainWindow):
         super().showEvent(ev)
         if not getattr(self, "_shown", False):
             self._shown = True
-            QtCore.QTimer.singleShot(0, lambda: self.controller.view("posterior"))
+            QtCore.QTimer.singleShot(0, self._initial_view)
             self.view3d.interactor.setFocus()  # single-key shortcuts work at once
 
+    def _initial_view(self) -> None:
+        if not getattr(self, "_closed", False):
+            self.controller.view("posterior")
+
     def closeEvent(self, ev):  # noqa: N802
+        self._closed = True
+        anim = getattr(self, "_anim", None)
+        if anim is not None:
+            anim.stop()
+        self.controller.session.close()
         self._clock_timer.stop()
         self._hover_timer.stop()
         self.view3d.close()
@@ -808,3 +928,59 @@ class QuizPanel(QtWidgets.QWidget):
                     self.buttons[k].setChecked(True)
         right = sum(1 for a in c.quiz_answers.values() if a["correct"])
         self.total.setText(f"Answered {len(c.quiz_answers)} of {len(items)}, {right} right.")
+
+
+class ReportDialog(QtWidgets.QDialog):
+    """The score: the scoring engine's sentences, the families, and the missed targets."""
+
+    def __init__(self, win: MainWindow, report):
+        super().__init__(win)
+        self.win = win
+        self.setWindowTitle("Score report")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.text = QtWidgets.QTextBrowser()
+        self.text.setHtml(self.report_html(report))
+        lay.addWidget(self.text)
+        row = QtWidgets.QHBoxLayout()
+        ex = QtWidgets.QPushButton("Export report and recording...")
+        ex.clicked.connect(win._ask_export)
+        row.addWidget(ex)
+        row.addStretch(1)
+        close = QtWidgets.QPushButton("Close")
+        close.clicked.connect(self.accept)
+        row.addWidget(close)
+        lay.addLayout(row)
+        self.resize(640, 620)
+
+    def report_html(self, r) -> str:
+        e = html.escape
+        c = self.win.controller
+        colour = "#1d7a35" if r.passed else "#b3151b"
+        out = [f"<h2 style='color:{colour}'>{e(r.summary)}</h2>"]
+        if r.needles:
+            out.append("<h4>Your needles</h4><ul>" + "".join(f"<li>{e(d['sentence'])}</li>" for d in r.needles)
+                       + "</ul>")
+        out.append("<h4>Score by area</h4><table cellpadding='3'>")
+        for fam, v in r.families.items():
+            w = r.weights.get(fam, 0.0)
+            bar = "" if v is None else ("&#9608;" * int(round(10 * v)) + "&#9617;" * (10 - int(round(10 * v))))
+            val = "-" if v is None else f"{100 * v:.0f}%"
+            out.append(f"<tr><td>{e(fam.replace('_', ' '))}</td><td style='color:{colour}'>{bar}</td>"
+                       f"<td align='right'><b>{val}</b></td><td style='color:#667'>weight {w:.2f}</td></tr>")
+        out.append("</table><h4>Details</h4><ul>")
+        out += [f"<li>{e(m.sentence)}</li>" for m in r.metrics if m.sentence]
+        out.append("</ul>")
+        missed = c.missed_targets()
+        if missed:
+            out.append("<h4 style='color:#c25a00'>Targets not reached (shown orange on the body)</h4><ul>"
+                       + "".join(f"<li>{e(t.name)} ({e(t.kind)}, {e(', '.join(t.segments))})</li>" for t in missed)
+                       + "</ul>")
+        if c.marked_segments and c.scenario is not None:
+            right = sorted(set(c.marked_segments)) == sorted(c.scenario.diagnosis.segments)
+            out.append(f"<p>You marked <b>{e(', '.join(c.marked_segments))}</b>; the case's segment(s): "
+                       f"<b>{e(', '.join(c.scenario.diagnosis.segments))}</b> - {'right' if right else 'not quite'}.</p>")
+        if r.quiz:
+            out.append(f"<p>Quiz: {r.quiz['correct']} of {r.quiz['items']} right.</p>")
+        if c.recording_path is not None:
+            out.append(f"<p style='color:#667'>Recording: {e(str(c.recording_path))}</p>")
+        return "".join(out)

@@ -166,14 +166,14 @@ class Overlay:
 
     # -- contraction pulse -----------------------------------------------------------
     def set_contraction(self, sid: str, amount: float) -> None:
-        """Shorten a muscle by ``amount`` (0 = rest, 0.1 = 10 %) along its long axis, bulging
-        across it (volume kept), about its centroid. Used to show a twitch and a release."""
+        """Shorten a muscle by ``amount`` (0 = rest, 0.1 = 10 %; negative lengthens) along its
+        long axis, bulging across it (volume kept), about its centroid. Shows a twitch and a release."""
         a = self.scene.actors.get(sid)
         if a is None:
             return
         s = self.scene.atlas.structures[sid]
         c = s.centroid
-        if amount <= 0:
+        if abs(amount) < 1e-4:
             a.SetUserMatrix(None)
             return
         axis = _long_axis(s.vertices)

@@ -75,7 +75,7 @@ def apply_preset(plotter, atlas: Atlas, name: str) -> None:
         ext = hi - lo
         half_h = 0.5 * float(np.abs(u) @ ext)
         half_w = 0.5 * float(np.abs(r) @ ext)
-        w, h = plotter.window_size
+        w, h = plotter.render_window.GetSize()
         aspect = max(w, 1) / max(h, 1)
         t = np.tan(np.radians(cam.view_angle / 2))
         dist = max(half_h, half_w / aspect) / t * 1.08 + 0.5 * float(np.abs(d) @ ext)
