@@ -310,7 +310,7 @@ def _to_locus(win, index, structure="multifidus_L5_r"):
     depth = float(np.linalg.norm(d))
     c.set_tool("needle")
     n = c.place_needle_at(hit.point, hit.normal)
-    n.direction = d / depth
+    assert c.aim_at(target) == pytest.approx(depth)
     c.advance(depth)
     return n
 

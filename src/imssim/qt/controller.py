@@ -113,6 +113,8 @@ class Controller:
             f(event, data)
 
     def say(self, text: str, level: str = "info") -> None:
+        if level == "warn" and self.feedback and self.feedback[-1][1:] == (level, text):
+            return  # the same refusal again (e.g. a wheel burst) is said once
         self.feedback.append((self.clock(), level, text))
         self.emit("feedback", text=text, level=level)
 
@@ -318,6 +320,9 @@ class Controller:
 
     def _call(self, fn, *args):
         """A session call; what the session refuses is said, never raised at the trainee."""
+        if self.session.finished is not None:
+            self.say("This attempt is finished and scored: start a new attempt (File > New attempt).", "warn")
+            return None
         try:
             return fn(*args)
         except SessionError as e:
@@ -353,6 +358,27 @@ class Controller:
                 self.say(f"Redirected: withdrawn to {REDIRECT_DEPTH_MM:g} mm and re-aimed.")
         n.medial_deg, n.caudal_deg = med, cau
         self._update()
+
+    def aim_at(self, point) -> float:
+        """Aim the poised needle straight at a point; returns the distance to it (mm)."""
+        n = self.current
+        if n is None or n.k is not None:
+            raise SessionError("only a needle poised on the skin can be aimed at a point")
+        v = np.asarray(point, float) - n.entry
+        dist = float(np.linalg.norm(v))
+        d = v / dist
+        inward = -n.normal
+
+        def angle(toward):
+            t = toward - (toward @ inward) * inward
+            t /= np.linalg.norm(t)
+            return float(np.degrees(np.arctan2(d @ t, d @ inward)))
+
+        n.medial_deg = angle(np.array([1.0, 0, 0]) if n.side != "left" else np.array([-1.0, 0, 0]))
+        n.caudal_deg = angle(np.array([0, 0, -1.0]))
+        n.direction = d
+        self._update()
+        return dist
 
     def advance(self, mm: float = STEP_MM) -> None:
         n = self.current
@@ -520,6 +546,16 @@ class Controller:
         self.emit("scenario", scenario=sc)
         return sc
 
+    def new_attempt(self):
+        """Start the same case again (a fresh session and recording)."""
+        if self.scenario is None:
+            self._reset()
+            self.session = Session(self.atlas, None, index=self.index)
+            self.session.listeners.append(self._on_session_event)
+            self.emit("needle", readout=None)
+            return None
+        return self.load_scenario(self.scenario.path or self.scenario.id, mode=self.mode)
+
     def _reset(self) -> None:
         for n in self.needles:
             n.glyph.remove()
@@ -638,9 +674,9 @@ class Controller:
         self.overlay.clear_markers("missed")
         missed = self.missed_targets()
         self.overlay.highlight([t.structure for t in missed], colour=(1.0, 0.45, 0.0), opacity=1.0)
-        for t in missed:
+        for i, t in enumerate(missed):  # the heaviest few are labelled, all are coloured
             self.overlay.add_marker("missed", self.atlas.structures[t.structure].centroid, colour=(1.0, 0.45, 0.0),
-                                    radius=5.0, label=f"missed: {t.name}")
+                                    radius=5.0, label=f"missed: {t.name}" if i < 5 else None)
         self.render()
 
     def palpate_ray(self, origin, direction) -> list[dict]:

@@ -50,11 +50,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.atlas = atlas
         self.setWindowTitle("imssim - IMS dry needling trainer")
         self.resize(1280, 800)
-        self.view3d = QtInteractor(self, auto_update=False)
+        # no MSAA (FXAA instead): it halves the frame time on software OpenGL
+        self.view3d = QtInteractor(self, auto_update=False, multi_samples=0)
         self.view3d.set_background("#dfe6ec", top="#f7f9fb")
         self.view3d.enable_anti_aliasing("fxaa")
         self.setCentralWidget(self.view3d)
         self.controller = Controller(atlas, self.view3d, index=index, mode=mode)
+        # many moves within one event-loop turn (wheel bursts) cost one frame
+        self._render_pending = False
+        self.controller.render = self._schedule_render
         self.controller.listeners.append(self._on_core_event)
         self._press = None
         self._aiming = False
@@ -113,6 +117,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_action.setToolTip("Choose a case from the library or a file  [Ctrl+O]")
         self.recent_menu = f.addMenu("Recent scenarios")
         self._fill_recent()
+        self.new_action = f.addAction("New attempt at this case", lambda: self.controller.new_attempt())
+        self.new_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+N"))
         self.resume_action = f.addAction("Resume an interrupted session...", self._ask_resume)
         self.export_action = f.addAction("Export report and recording...", self._ask_export)
         self.export_action.setEnabled(False)
@@ -387,6 +393,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.mode_combo.setCurrentText(data["mode"])
                 self.mode_combo.blockSignals(False)
             self._on_mode(data["mode"])
+        elif event == "needle_spec":
+            i = self.length_combo.findData(int(round(data["length"])))
+            if i >= 0 and i != self.length_combo.currentIndex():
+                self.length_combo.blockSignals(True)
+                self.length_combo.setCurrentIndex(i)
+                self.length_combo.blockSignals(False)
         elif event == "tool":
             getattr(self, f"tool_{data['tool']}").setChecked(True)
             self.view3d.interactor.setCursor(Qt.CrossCursor if data["tool"] != "look" else Qt.ArrowCursor)
@@ -460,8 +472,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.setTabEnabled(2, bool(sc.quiz))
         self.quiz_panel.refresh()
         self.feedback_view.clear()
-        self._on_mode(self.controller.mode)
         self.tabs.setCurrentIndex(0)
+        self._on_mode(self.controller.mode)
 
     def brief_html(self) -> str:
         sc = self.controller.scenario
@@ -760,9 +772,19 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.save_screenshot(path)
 
+    def _schedule_render(self) -> None:
+        if not self._render_pending:
+            self._render_pending = True
+            QtCore.QTimer.singleShot(0, self._render_now)
+
+    def _render_now(self) -> None:
+        self._render_pending = False
+        if not getattr(self, "_closed", False):
+            self.view3d.render()
+
     def save_screenshot(self, path: str) -> bool:
         """Grab the whole window, including the 3D view, to a PNG."""
-        self.controller.render()
+        self._render_now()
         QtWidgets.QApplication.processEvents()
         return self.grab().save(str(path), "PNG")
 
@@ -889,6 +911,8 @@ class QuizPanel(QtWidgets.QWidget):
         c = self.win.controller
         items = c.quiz
         for b in self.buttons:
+            self.choice_lay.removeWidget(b)
+            b.setParent(None)
             b.deleteLater()
         self.buttons = []
         if not items:

@@ -113,6 +113,8 @@ class Overlay:
         self.plotter = scene.plotter
         self._highlight: dict[str, tuple] = {}  # sid -> (colour, opacity, visible) before
         self._markers: dict[str, list] = {}
+        self._rest_colour: dict[str, tuple] = {}
+        self._glow: dict[str, object] = {}
 
     # -- highlight -------------------------------------------------------------------
     def highlight(self, sids, colour=HIGHLIGHT_COLOUR, opacity: float | None = 1.0) -> None:
@@ -173,9 +175,30 @@ class Overlay:
             return
         s = self.scene.atlas.structures[sid]
         c = s.centroid
+        base = self._rest_colour.setdefault(sid, a.GetProperty().GetColor())
+        glow = self._glow.get(sid)
         if abs(amount) < 1e-4:
             a.SetUserMatrix(None)
+            a.GetProperty().SetColor(*base)
+            self._rest_colour.pop(sid, None)
+            if glow is not None:
+                needle_layer(self.plotter).RemoveActor(glow)
+                del self._glow[sid]
             return
+        if glow is None:  # the moving muscle shows through what covers it (same mesh, overlay layer)
+            import vtk
+
+            glow = vtk.vtkActor()
+            glow.SetMapper(a.GetMapper())
+            glow.GetProperty().SetOpacity(0.45)
+            glow.SetPickable(False)
+            needle_layer(self.plotter).AddActor(glow)
+            self._glow[sid] = glow
+        glow.GetProperty().SetColor(*((1.0, 0.35, 0.45) if amount > 0 else (0.95, 0.8, 0.75)))
+        # colour follows the pulse: flushed when contracting, paler when easing out
+        tint = (1.0, 0.45, 0.55) if amount > 0 else (0.95, 0.75, 0.70)
+        w_ = min(1.0, abs(amount) * 8.0)
+        a.GetProperty().SetColor(*[(1 - w_) * b + w_ * t_ for b, t_ in zip(base, tint)])
         axis = _long_axis(s.vertices)
         k = 1.0 - float(amount)
         w = 1.0 / np.sqrt(k)
@@ -184,7 +207,9 @@ class Overlay:
         mat = np.eye(4)
         mat[:3, :3] = m
         mat[:3, 3] = t
-        a.SetUserMatrix(pv.vtkmatrix_from_array(mat))
+        vm = pv.vtkmatrix_from_array(mat)
+        a.SetUserMatrix(vm)
+        glow.SetUserMatrix(vm)
 
 
 def _long_axis(v: np.ndarray) -> np.ndarray:
