@@ -974,7 +974,7 @@ class ReportDialog(QtWidgets.QDialog):
         close.clicked.connect(self.accept)
         row.addWidget(close)
         lay.addLayout(row)
-        self.resize(640, 620)
+        self.resize(500, 640)
 
     def report_html(self, r) -> str:
         e = html.escape

@@ -190,7 +190,7 @@ class Overlay:
 
             glow = vtk.vtkActor()
             glow.SetMapper(a.GetMapper())
-            glow.GetProperty().SetOpacity(0.45)
+            glow.GetProperty().SetOpacity(0.6)
             glow.SetPickable(False)
             needle_layer(self.plotter).AddActor(glow)
             self._glow[sid] = glow
