@@ -334,6 +334,9 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     c.pulse_frame("multifidus_L5_r", 0.1, n.k, 2.0)
     assert c.scene.actors["multifidus_L5_r"].GetUserMatrix() is not None
     c.pulse_frame("multifidus_L5_r", 0.0, n.k, 0.0)
+    win.mark_button.click()  # nothing chosen (no default segment: it would be a hint)
+    assert c.marked_segments == []
+    win.segment_combo.setCurrentText("L5")
     win.mark_button.click()
     win.finish_button.click()
     d = win.report_dialog

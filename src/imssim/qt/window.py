@@ -300,11 +300,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.segment_combo = QtWidgets.QComboBox()
         self.segment_combo.addItems(list(SEGMENTS))
-        self.segment_combo.setCurrentText("L5")
+        self.segment_combo.setPlaceholderText("choose...")
+        self.segment_combo.setCurrentIndex(-1)  # no default: it would be a hint
         self.segment_combo.setToolTip("Mark the spinal segment you think is involved (part of the score)")
         seg.addWidget(self.segment_combo)
         self.mark_button = QtWidgets.QPushButton("Mark")
-        self.mark_button.clicked.connect(lambda: self.controller.mark_segment(self.segment_combo.currentText()))
+        self.mark_button.clicked.connect(
+            lambda: self.segment_combo.currentIndex() >= 0 and self.controller.mark_segment(self.segment_combo.currentText()))
         self.mark_button.setEnabled(False)
         seg.addWidget(self.mark_button)
         cl.addLayout(seg)
