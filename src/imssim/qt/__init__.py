@@ -1,0 +1,1 @@
+"""The trainee's window (the only package that imports PySide6 / pyvistaqt)."""

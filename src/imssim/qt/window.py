@@ -1,0 +1,1012 @@
+"""The trainee's main window: a thin Qt layer over :class:`~imssim.qt.controller.Controller`."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6 import QtCore, QtGui, QtWidgets
+from pyvistaqt import QtInteractor
+
+from ..core.atlas import Atlas
+from ..render.scene import STYLE
+from ..render.views import PRESETS
+from .controller import Controller
+
+Qt = QtCore.Qt
+CLICK_SLOP_PX = 4
+HOVER_DELAY_MS = 60
+
+KIND_TITLES = {
+    "skin": "Skin",
+    "subcutaneous": "Subcutaneous fat",
+    "muscle": "Muscles",
+    "bone": "Bones",
+    "organ": "Organs",
+    "nerve": "Nerves",
+    "vessel": "Vessels",
+    "canal": "Spinal canal",
+}
+LEVEL_STYLE = {
+    "info": "color:#1d2b36",
+    "warn": "color:#a35a00",
+    "danger": "color:#b3151b;font-weight:bold",
+    "good": "color:#1d7a35;font-weight:bold",
+}
+
+
+def _rgb(c) -> str:
+    return "#%02x%02x%02x" % tuple(int(255 * v) for v in c)
+
+
+class StructureFilter(QtCore.QSortFilterProxyModel):
+    pass
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """Main window. ``controller`` does the work; this class builds widgets and forwards events."""
+
+    def __init__(self, atlas: Atlas, mode: str = "practice", index=None, parent=None):
+        super().__init__(parent)
+        self.atlas = atlas
+        self.setWindowTitle("imssim - IMS dry needling trainer")
+        self.resize(1280, 800)
+        # no MSAA (FXAA instead): it halves the frame time on software OpenGL
+        self.view3d = QtInteractor(self, auto_update=False, multi_samples=0)
+        self.view3d.set_background("#dfe6ec", top="#f7f9fb")
+        self.view3d.enable_anti_aliasing("fxaa")
+        self.setCentralWidget(self.view3d)
+        self.controller = Controller(atlas, self.view3d, index=index, mode=mode)
+        # many moves within one event-loop turn (wheel bursts) cost one frame
+        self._render_pending = False
+        self.controller.render = self._schedule_render
+        self.controller.listeners.append(self._on_core_event)
+        self._press = None
+        self._aiming = False
+        self._hover_pos = None
+        self._hover_timer = QtCore.QTimer(self, singleShot=True, interval=HOVER_DELAY_MS)
+        self._hover_timer.timeout.connect(self._do_hover)
+        self._exam_start = None
+        self._clock_timer = QtCore.QTimer(self, interval=1000)
+        self._clock_timer.timeout.connect(self._tick)
+        self.actions: dict[str, QtGui.QAction] = {}
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_explore_dock()
+        self._build_needle_dock()
+        self.status = self.statusBar()
+        self.hover_label = QtWidgets.QLabel("")
+        self.status.addPermanentWidget(self.hover_label)
+        self.view3d.interactor.installEventFilter(self)
+        self.view3d.interactor.setMouseTracking(True)
+        self.resizeDocks([self.explore_dock, self.needle_dock], [300, 330], Qt.Horizontal)
+        self._on_mode(mode)
+        self._refresh_readout(None)
+        self.status.showMessage("N: needle tool, then click the skin.  F1: all shortcuts.")
+
+    # -- construction --------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        for key, desc, fn in self.controller.shortcuts():
+            a = QtGui.QAction(desc, self)
+            a.setShortcut(QtGui.QKeySequence(key))
+            a.setShortcutContext(Qt.WindowShortcut)
+            a.setToolTip(f"{desc}  [{key}]")
+            a.triggered.connect(lambda checked=False, fn=fn: fn())
+            self.addAction(a)
+            self.actions[key] = a
+        help_a = QtGui.QAction("Keyboard shortcuts", self, shortcut=QtGui.QKeySequence("F1"))
+        help_a.triggered.connect(self.show_help)
+        self.addAction(help_a)
+        self.actions["F1"] = help_a
+        about = QtGui.QAction("About and credits", self)
+        about.triggered.connect(self.show_about)
+        self.actions["about"] = about
+        shot = QtGui.QAction("Save picture of the window...", self, shortcut=QtGui.QKeySequence("Ctrl+Shift+S"))
+        shot.triggered.connect(self._ask_screenshot)
+        self.actions["shot"] = shot
+        find = QtGui.QAction("Find structure", self, shortcut=QtGui.QKeySequence("Ctrl+F"))
+        find.triggered.connect(lambda: (self.filter_edit.setFocus(), self.filter_edit.selectAll()))
+        self.addAction(find)
+        self.actions["find"] = find
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self.open_action = f.addAction("Open scenario...", self.choose_scenario)
+        self.open_action.setShortcut(QtGui.QKeySequence("Ctrl+O"))
+        self.open_action.setToolTip("Choose a case from the library or a file  [Ctrl+O]")
+        self.recent_menu = f.addMenu("Recent scenarios")
+        self._fill_recent()
+        self.new_action = f.addAction("New attempt at this case", lambda: self.controller.new_attempt())
+        self.new_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+N"))
+        self.resume_action = f.addAction("Resume an interrupted session...", self._ask_resume)
+        self.export_action = f.addAction("Export report and recording...", self._ask_export)
+        self.export_action.setEnabled(False)
+        f.addAction(self.actions["shot"])
+        f.addSeparator()
+        q = f.addAction("Quit", self.close)
+        q.setShortcut(QtGui.QKeySequence("Ctrl+Q"))
+        v = mb.addMenu("&View")
+        for p in PRESETS.values():
+            v.addAction(self.actions[p.key])
+        n = mb.addMenu("&Needle")
+        for k in ("N", "P", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "T", "Tab",
+                  "Delete"):
+            n.addAction(self.actions[k])
+        h = mb.addMenu("&Help")
+        h.addAction(self.actions["F1"])
+        h.addAction(self.actions["about"])
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Session")
+        tb.setObjectName("session")
+        tb.setMovable(False)
+        tb.addWidget(QtWidgets.QLabel(" Mode: "))
+        self.mode_combo = QtWidgets.QComboBox()
+        self.mode_combo.addItems(["practice", "quiz", "exam"])
+        self.mode_combo.setToolTip("Practice: names and hints shown. Quiz: questions, no names. "
+                                   "Exam: no names or hints, timed, graded at the end.")
+        self.mode_combo.currentTextChanged.connect(self.set_mode)
+        tb.addWidget(self.mode_combo)
+        tb.addSeparator()
+        self.tool_group = QtGui.QActionGroup(self)
+        for tool, key, text in (("look", "Esc", "Look"), ("needle", "N", "Needle"), ("palpate", "P", "Palpate")):
+            a = QtGui.QAction(text, self, checkable=True)
+            a.setToolTip(self.actions[key].toolTip())
+            a.triggered.connect(lambda checked=False, t=tool: self.controller.set_tool(t))
+            self.tool_group.addAction(a)
+            tb.addAction(a)
+            setattr(self, f"tool_{tool}", a)
+        self.tool_look.setChecked(True)
+        tb.addSeparator()
+        tb.addWidget(QtWidgets.QLabel(" Needle: "))
+        self.length_combo = QtWidgets.QComboBox()
+        from ..core.needle import PRESET_LENGTHS_MM
+
+        for L in PRESET_LENGTHS_MM:
+            self.length_combo.addItem(f"{L} mm x 0.25 mm", L)
+        self.length_combo.setCurrentIndex(list(PRESET_LENGTHS_MM).index(50))
+        self.length_combo.setToolTip("Length of the next needle you insert")
+        self.length_combo.currentIndexChanged.connect(
+            lambda i: self.controller.set_needle_length(self.length_combo.itemData(i)))
+        tb.addWidget(self.length_combo)
+        tb.addSeparator()
+        self.finish_button = QtWidgets.QPushButton("Finish and score")
+        self.finish_button.setShortcut(QtGui.QKeySequence("Ctrl+Return"))
+        self.finish_button.setToolTip("End the attempt and see the score  [Ctrl+Return]")
+        self.finish_button.clicked.connect(self.finish)
+        tb.addWidget(self.finish_button)
+        spacer = QtWidgets.QWidget()
+        spacer.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Preferred)
+        tb.addWidget(spacer)
+        self.timer_label = QtWidgets.QLabel("")
+        self.timer_label.setStyleSheet("font-weight:bold; padding-right:8px")
+        tb.addWidget(self.timer_label)
+
+    def _build_explore_dock(self) -> None:
+        dock = QtWidgets.QDockWidget("Explore", self)
+        dock.setObjectName("explore")
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable)
+        w = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(w)
+        lay.setContentsMargins(6, 6, 6, 6)
+        # views
+        views = QtWidgets.QGroupBox("Views")
+        g = QtWidgets.QGridLayout(views)
+        g.setSpacing(3)
+        short = {"posterior": "Posterior", "lateral": "Lateral", "neck": "Neck", "thorax": "Thorax",
+                 "lumbar": "Lumbar", "buttock": "Buttock", "leg": "Leg", "anterior": "Anterior"}
+        self.view_buttons = {}
+        for i, (name, p) in enumerate(PRESETS.items()):
+            b = QtWidgets.QPushButton(f"{short.get(name, name)}")
+            b.setToolTip(f"{p.title}  [{p.key}]")
+            b.clicked.connect(lambda checked=False, n=name: self.controller.view(n))
+            g.addWidget(b, i // 4, i % 4)
+            self.view_buttons[name] = b
+        lay.addWidget(views)
+        # layers
+        layers = QtWidgets.QGroupBox("Layers")
+        gl = QtWidgets.QGridLayout(layers)
+        gl.setSpacing(2)
+        kinds = [k for k in KIND_TITLES if any(s.kind == k for s in self.atlas)]
+        self.kind_checks, self.kind_sliders = {}, {}
+        for r, k in enumerate(kinds):
+            cb = QtWidgets.QCheckBox(KIND_TITLES[k])
+            op = STYLE.get(k, ((0, 0, 0), 1.0))[1]
+            cb.setChecked(op > 0)
+            sl = QtWidgets.QSlider(Qt.Horizontal)
+            sl.setRange(0, 100)
+            sl.setValue(int(round((op if op > 0 else 0.5) * 100)))
+            sl.setToolTip(f"{KIND_TITLES[k]} opacity")
+            cb.toggled.connect(lambda on, k=k: self._kind_toggled(k, on))
+            sl.valueChanged.connect(lambda v, k=k: self._kind_opacity(k, v))
+            gl.addWidget(cb, r, 0)
+            gl.addWidget(sl, r, 1)
+            self.kind_checks[k], self.kind_sliders[k] = cb, sl
+        r = len(kinds)
+        self.danger_check = QtWidgets.QCheckBox("Danger structures")
+        has_danger = any(s.is_danger for s in self.atlas)
+        self.danger_check.setChecked(has_danger)
+        self.danger_check.setEnabled(has_danger)
+        self.danger_check.setToolTip("Lungs/pleura, spinal canal, arteries, nerves, kidneys"
+                                     + ("" if has_danger else " (none in this atlas)"))
+        self.danger_check.toggled.connect(self.controller.set_danger_visible)
+        gl.addWidget(self.danger_check, r, 0, 1, 2)
+        self.targets_check = QtWidgets.QCheckBox("Show the case's targets (practice)")
+        self.targets_check.setEnabled(False)
+        self.targets_check.setToolTip("Colour the muscles this case should be needled in (green)")
+        self.targets_check.toggled.connect(self.controller.show_targets)
+        gl.addWidget(self.targets_check, r + 1, 0, 1, 2)
+        lay.addWidget(layers)
+        # muscles by region
+        regions = sorted({s.region for s in self.atlas if s.kind == "muscle"})
+        reg = QtWidgets.QGroupBox("Muscles by region")
+        rg = QtWidgets.QGridLayout(reg)
+        rg.setSpacing(2)
+        self.region_checks = {}
+        for i, rname in enumerate(regions):
+            cb = QtWidgets.QCheckBox(rname)
+            cb.setChecked(True)
+            cb.toggled.connect(lambda on, rn=rname: self.controller.set_region_visible(rn, on))
+            rg.addWidget(cb, i // 3, i % 3)
+            self.region_checks[rname] = cb
+        lay.addWidget(reg)
+        # structure list
+        sl = QtWidgets.QGroupBox("Structures")
+        sv = QtWidgets.QVBoxLayout(sl)
+        self.filter_edit = QtWidgets.QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter, e.g. multifidus L5   [Ctrl+F]")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.structure_model = QtGui.QStandardItemModel(self)
+        for s in sorted(self.atlas, key=lambda s: (s.kind, s.name)):
+            it = QtGui.QStandardItem(f"{s.name}  ({s.kind})")
+            it.setData(s.id, Qt.UserRole)
+            it.setEditable(False)
+            self.structure_model.appendRow(it)
+        self.structure_proxy = StructureFilter(self)
+        self.structure_proxy.setSourceModel(self.structure_model)
+        self.structure_proxy.setFilterCaseSensitivity(Qt.CaseInsensitive)
+        self.filter_edit.textChanged.connect(self._filter_changed)
+        self.structure_list = QtWidgets.QListView()
+        self.structure_list.setModel(self.structure_proxy)
+        self.structure_list.setToolTip("Click: highlight. Double-click: highlight and look at it.")
+        self.structure_list.clicked.connect(lambda ix: self._list_select(ix, False))
+        self.structure_list.doubleClicked.connect(lambda ix: self._list_select(ix, True))
+        sv.addWidget(self.filter_edit)
+        sv.addWidget(self.structure_list, 1)
+        self.structure_hidden_label = QtWidgets.QLabel("Names are hidden in quiz and exam mode.")
+        self.structure_hidden_label.setWordWrap(True)
+        sv.addWidget(self.structure_hidden_label)
+        lay.addWidget(sl, 1)
+        dock.setWidget(w)
+        dock.setMinimumWidth(260)
+        dock.setMaximumWidth(300)
+        self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+        self.explore_dock = dock
+
+    def _build_needle_dock(self) -> None:
+        dock = QtWidgets.QDockWidget("Case and needle", self)
+        dock.setObjectName("needle")
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable)
+        self.tabs = QtWidgets.QTabWidget()
+        # case brief
+        case = QtWidgets.QWidget()
+        cl = QtWidgets.QVBoxLayout(case)
+        self.brief = QtWidgets.QTextBrowser()
+        cl.addWidget(self.brief)
+        seg = QtWidgets.QHBoxLayout()
+        seg.addWidget(QtWidgets.QLabel("Involved segment:"))
+        from ..core.atlas import SEGMENTS
+
+        self.segment_combo = QtWidgets.QComboBox()
+        self.segment_combo.addItems(list(SEGMENTS))
+        self.segment_combo.setPlaceholderText("choose...")
+        self.segment_combo.setCurrentIndex(-1)  # no default: it would be a hint
+        self.segment_combo.setToolTip("Mark the spinal segment you think is involved (part of the score)")
+        seg.addWidget(self.segment_combo)
+        self.mark_button = QtWidgets.QPushButton("Mark")
+        self.mark_button.clicked.connect(
+            lambda: self.segment_combo.currentIndex() >= 0 and self.controller.mark_segment(self.segment_combo.currentText()))
+        self.mark_button.setEnabled(False)
+        seg.addWidget(self.mark_button)
+        cl.addLayout(seg)
+        self.segments_label = QtWidgets.QLabel("Marked: none")
+        cl.addWidget(self.segments_label)
+        self.scenario_button = QtWidgets.QPushButton("Choose a scenario...  [Ctrl+O]")
+        self.scenario_button.clicked.connect(self.choose_scenario)
+        cl.addWidget(self.scenario_button)
+        self.tabs.addTab(case, "Case")
+        # needle readout + feedback
+        nd = QtWidgets.QWidget()
+        nl = QtWidgets.QVBoxLayout(nd)
+        form = QtWidgets.QFormLayout()
+        form.setLabelAlignment(Qt.AlignRight)
+        self.r_needle = QtWidgets.QLabel()
+        self.r_depth = QtWidgets.QLabel()
+        self.r_depth.setStyleSheet("font-size:20px; font-weight:bold")
+        self.r_angles = QtWidgets.QLabel()
+        self.r_tip = QtWidgets.QLabel()
+        self.r_tip.setWordWrap(True)
+        self.r_tip.setStyleSheet("font-weight:bold")
+        self.r_layers = QtWidgets.QLabel()
+        self.r_layers.setWordWrap(True)
+        self.r_clear = QtWidgets.QLabel()
+        self.r_clear.setWordWrap(True)
+        form.addRow("Needle:", self.r_needle)
+        form.addRow("Depth:", self.r_depth)
+        form.addRow("Angle:", self.r_angles)
+        form.addRow("Tip in:", self.r_tip)
+        form.addRow("Passed:", self.r_layers)
+        form.addRow("Danger:", self.r_clear)
+        nl.addLayout(form)
+        nl.addWidget(QtWidgets.QLabel("<b>Feedback</b>"))
+        self.feedback_view = QtWidgets.QTextBrowser()
+        nl.addWidget(self.feedback_view, 1)
+        self.tabs.addTab(nd, "Needle")
+        self.quiz_panel = QuizPanel(self)
+        self.tabs.addTab(self.quiz_panel, "Quiz")
+        self.tabs.setTabEnabled(2, False)
+        self.tabs.setCurrentIndex(1)
+        dock.setWidget(self.tabs)
+        dock.setMinimumWidth(300)
+        dock.setMaximumWidth(340)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        self.needle_dock = dock
+
+    # -- widget -> controller -------------------------------------------------------------
+    def _kind_toggled(self, kind: str, on: bool) -> None:
+        if on:
+            self.controller.set_kind_opacity(kind, self.kind_sliders[kind].value() / 100.0)
+        else:
+            self.controller.set_kind_visible(kind, False)
+
+    def _kind_opacity(self, kind: str, v: int) -> None:
+        if self.kind_checks[kind].isChecked():
+            self.controller.set_kind_opacity(kind, v / 100.0)
+
+    def _filter_changed(self, text: str) -> None:
+        self.structure_proxy.setFilterRegularExpression(
+            QtCore.QRegularExpression(".*".join(QtCore.QRegularExpression.escape(w) for w in text.split()),
+                                      QtCore.QRegularExpression.CaseInsensitiveOption))
+
+    def _list_select(self, ix, focus: bool) -> None:
+        sid = self.structure_proxy.data(ix, Qt.UserRole)
+        self.controller.select_structure(sid, focus=focus)
+
+    def set_mode(self, mode: str) -> None:
+        if self.mode_combo.currentText() != mode:
+            self.mode_combo.setCurrentText(mode)  # re-enters through the signal
+            return
+        self.controller.set_mode(mode)
+
+    # -- controller -> widgets --------------------------------------------------------------
+    def _on_core_event(self, event: str, data: dict) -> None:
+        if event == "needle":
+            self._refresh_readout(data["readout"])
+        elif event == "feedback":
+            style = LEVEL_STYLE.get(data["level"], "")
+            self.feedback_view.append(f'<span style="{style}">{html.escape(data["text"])}</span>')
+            self.status.showMessage(data["text"], 8000)
+        elif event == "hover":
+            self.hover_label.setText(data["text"] or "")
+        elif event == "mode":
+            if self.mode_combo.currentText() != data["mode"]:
+                self.mode_combo.blockSignals(True)
+                self.mode_combo.setCurrentText(data["mode"])
+                self.mode_combo.blockSignals(False)
+            self._on_mode(data["mode"])
+        elif event == "needle_spec":
+            i = self.length_combo.findData(int(round(data["length"])))
+            if i >= 0 and i != self.length_combo.currentIndex():
+                self.length_combo.blockSignals(True)
+                self.length_combo.setCurrentIndex(i)
+                self.length_combo.blockSignals(False)
+        elif event == "tool":
+            getattr(self, f"tool_{data['tool']}").setChecked(True)
+            self.view3d.interactor.setCursor(Qt.CrossCursor if data["tool"] != "look" else Qt.ArrowCursor)
+        elif event == "danger":
+            self.tabs.setCurrentIndex(1)
+        elif event == "scenario":
+            self._on_scenario(data["scenario"])
+        elif event == "segments":
+            self.segments_label.setText("Marked: " + (", ".join(data["segments"]) or "none"))
+        elif event in ("quiz_question", "quiz_answer"):
+            self.quiz_panel.refresh()
+        elif event == "twitch":
+            self._animate(data["structure"], data["needle"], "twitch", data["amplitude"], data["duration"])
+        elif event == "release":
+            QtCore.QTimer.singleShot(int(1000 * data["delay"]) + 50,
+                                     lambda d=data: self._release(d))
+        elif event == "report":
+            self.show_report(data["report"])
+
+    # -- scenarios --------------------------------------------------------------------------
+    def open_scenario(self, name, mode: str | None = None) -> bool:
+        """Load a scenario by library id or path; a bad file is reported, nothing is lost."""
+        from ..core.scenario import ScenarioError
+
+        try:
+            sc = self.controller.load_scenario(name, mode=mode)
+        except ScenarioError as e:
+            self.last_error = str(e)
+            if self.isVisible():  # window-modal, not blocking: the session stays as it was
+                box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, "Cannot open this scenario",
+                                            "The case was not opened; your current work is unchanged.",
+                                            QtWidgets.QMessageBox.Ok, self)
+                box.setDetailedText(str(e))
+                box.setInformativeText(str(e).splitlines()[0])
+                box.open()
+                self.error_box = box
+            return False
+        if sc.path is not None:
+            self._remember(str(sc.path))
+        return True
+
+    def _settings(self) -> QtCore.QSettings:
+        return QtCore.QSettings("imssim", "imssim")
+
+    def recent_files(self) -> list[str]:
+        v = self._settings().value("recent_scenarios", [])
+        return [v] if isinstance(v, str) else list(v or [])
+
+    def _remember(self, path: str) -> None:
+        r = [path] + [p for p in self.recent_files() if p != path]
+        self._settings().setValue("recent_scenarios", r[:8])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_files():
+            self.recent_menu.addAction(p, lambda p=p: self.open_scenario(p))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    def choose_scenario(self) -> "ScenarioChooser":
+        d = ScenarioChooser(self)
+        d.show()
+        self.chooser = d
+        return d
+
+    def _on_scenario(self, sc) -> None:
+        self.setWindowTitle(f"imssim - {sc.title}")
+        self.export_action.setEnabled(False)
+        self.mark_button.setEnabled(True)
+        self.segments_label.setText("Marked: none")
+        self.tabs.setTabEnabled(2, bool(sc.quiz))
+        self.quiz_panel.refresh()
+        self.feedback_view.clear()
+        self.tabs.setCurrentIndex(0)
+        self._on_mode(self.controller.mode)
+
+    def brief_html(self) -> str:
+        sc = self.controller.scenario
+        if sc is None:
+            return ("<h3>No case loaded</h3><p>Choose a case (<b>Ctrl+O</b>) or explore the anatomy and practise "
+                    "needle placement: press <b>N</b> and click the skin.</p>")
+        e = html.escape
+        pt = sc.patient
+        out = [f"<h3>{e(sc.title)}</h3>",
+               f"<p style='color:#556'>{e(sc.difficulty)} &middot; about {sc.estimated_minutes} min</p>",
+               f"<p><b>Patient:</b> {pt.age}-year-old {e(pt.sex)}, {e(pt.habitus)} build.</p>",
+               f"<p><b>Complaint:</b> {e(pt.presenting_complaint)}</p>",
+               f"<p><b>History:</b> {e(pt.history)}</p>"]
+        if pt.pain:
+            areas = ", ".join(f"{e(a.region)} ({e(a.side)})" for a in pt.pain)
+            out.append(f"<p><b>Pain:</b> {areas}</p>")
+        exam = [f for f in pt.findings if f.kind not in ("tender_point", "taut_band")]
+        palp = [f for f in pt.findings if f.kind in ("tender_point", "taut_band")]
+        if exam or palp:
+            out.append("<p><b>Examination:</b></p><ul>")
+            out += [f"<li>{e(f.description)}</li>" for f in exam]
+            if palp:
+                out.append("<li><i>Palpate</i> (<b>P</b>, then click the skin) to find tender points and taut "
+                           "bands.</li>")
+            out.append("</ul>")
+        if self.controller.hints_visible and sc.learning_objectives:
+            out.append("<p><b>Objectives:</b></p><ul>" + "".join(f"<li>{e(o)}</li>" for o in sc.learning_objectives)
+                       + "</ul>")
+        settings = self.controller.settings
+        if settings.timer_s:
+            out.append(f"<p><b>Exam:</b> {settings.timer_s / 60:.0f} minutes, no names or hints.</p>")
+        return "".join(out)
+
+    def _on_mode(self, mode: str) -> None:
+        c = self.controller
+        names = c.labels_visible
+        self.structure_list.setEnabled(names)
+        self.filter_edit.setEnabled(names)
+        self.structure_list.setVisible(names)
+        self.structure_hidden_label.setVisible(not names)
+        self.hover_label.setText("")
+        self.brief.setHtml(self.brief_html())
+        self.targets_check.setEnabled(bool(c.targets) and bool(c.settings.targets_shown))
+        if not self.targets_check.isEnabled():
+            self.targets_check.setChecked(False)
+        if mode == "quiz" and c.quiz and hasattr(self, "quiz_panel"):
+            self.tabs.setCurrentIndex(2)
+            self.quiz_panel.show_question(self.quiz_panel.index)
+        if mode == "exam":
+            self._exam_start = QtCore.QElapsedTimer()
+            self._exam_start.start()
+            self._clock_timer.start()
+            self._tick()
+        else:
+            self._exam_start = None
+            self._clock_timer.stop()
+            self.timer_label.setText("")
+        self._refresh_readout(self.controller.readout())
+
+    def _tick(self) -> None:
+        if self._exam_start is None:
+            return
+        s = self._exam_start.elapsed() // 1000
+        limit = self.controller.settings.timer_s
+        if limit:
+            left = max(int(limit) - s, 0)
+            self.timer_label.setText(f"EXAM  {left // 60:02d}:{left % 60:02d} left")
+            if left == 0 and self.controller.report is None:
+                self._clock_timer.stop()
+                self.controller.say("Time is up: the exam is graded now.", "warn")
+                self.finish()
+        else:
+            self.timer_label.setText(f"EXAM  {s // 60:02d}:{s % 60:02d}")
+
+    def _refresh_readout(self, r: dict | None) -> None:
+        if r is None:
+            self.r_needle.setText("none - press N and click the skin")
+            for w in (self.r_depth, self.r_angles, self.r_tip, self.r_layers, self.r_clear):
+                w.setText("-")
+            self.r_clear.setStyleSheet("")
+            return
+        self.r_needle.setText(f"{r['needle']} of {r['count']}  ({r['length']:g} mm)")
+        self.r_depth.setText(f"{r['depth']:.1f} mm")
+        med = r["medial_deg"]
+        cau = r["caudal_deg"]
+        self.r_angles.setText(f"{abs(med):.0f}\N{DEGREE SIGN} {'medial' if med >= 0 else 'lateral'}, "
+                              f"{abs(cau):.0f}\N{DEGREE SIGN} {'caudal' if cau >= 0 else 'cranial'}  "
+                              f"(tilt {r['tilt_deg']:.0f}\N{DEGREE SIGN})")
+        self.r_tip.setText(r["tip"])
+        self.r_layers.setText(" \N{RIGHTWARDS ARROW} ".join(r["layers"]) or "-")
+        if r["clearance_mm"] is None:
+            self.r_clear.setText("no danger structure within 10 cm")
+            self.r_clear.setStyleSheet(f"color:{_rgb(r['clearance_colour'])}; font-weight:bold")
+        else:
+            self.r_clear.setText(f"{r['clearance_mm']:.0f} mm from {r['clearance_of']}")
+            self.r_clear.setStyleSheet(f"color:white; background:{_rgb(r['clearance_colour'])}; "
+                                       "font-weight:bold; padding:2px")
+        if r["stopped"]:
+            self.r_clear.setText("STOPPED: " + r["stopped"])
+            self.r_clear.setStyleSheet("color:white; background:#b3151b; font-weight:bold; padding:2px")
+
+    # -- twitch and release -------------------------------------------------------------------
+    def _animate(self, structure, needle, kind: str, amplitude: float = 0.5, duration: float = 0.3) -> None:
+        """A brief contraction pulse of the muscle and a jolt of the needle (twitch), or the
+        muscle easing out (release), played over ~20 frames."""
+        import math
+
+        frames = max(8, int(duration * 60)) if kind == "twitch" else 40
+        step_ms = max(10, int(1000 * duration / frames)) if kind == "twitch" else 30
+        state = {"f": 0}
+        timer = QtCore.QTimer(self, interval=step_ms)
+
+        def tick():
+            u = state["f"] / frames
+            if kind == "twitch":
+                a = math.sin(math.pi * u)
+                self.controller.pulse_frame(structure, 0.12 * max(amplitude, 0.3) * a, needle, jolt_mm=2.5 * a)
+            else:
+                self.controller.pulse_frame(structure, -0.04 * (1 - u) * math.sin(math.pi * min(1.0, 2 * u + 0.5)))
+            state["f"] += 1
+            if state["f"] > frames:
+                timer.stop()
+                self.controller.pulse_frame(structure, 0.0, needle, 0.0)
+        timer.timeout.connect(tick)
+        timer.start()
+        self._anim = timer
+
+    def _release(self, data) -> None:
+        self.controller.say(data["text"], "good")
+        self._animate(data["structure"], data["needle"], "release")
+
+    # -- finishing ---------------------------------------------------------------------------
+    def finish(self):
+        r = self.controller.finish()
+        self.export_action.setEnabled(True)
+        return r
+
+    def show_report(self, report) -> "ReportDialog":
+        d = ReportDialog(self, report)
+        d.show()
+        self.report_dialog = d
+        return d
+
+    def export(self, folder) -> list:
+        """Write report.json, report.txt and the recording into ``folder``."""
+        import json
+        import shutil
+        from pathlib import Path
+
+        c = self.controller
+        if c.report is None:
+            return []
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = c.scenario.id if c.scenario is not None else "session"
+        out = [folder / f"{stem}-report.json", folder / f"{stem}-report.txt"]
+        d = c.report.to_dict()
+        d["missed_targets"] = [t.structure for t in c.missed_targets()]
+        d["marked_segments"] = list(c.marked_segments)
+        out[0].write_text(json.dumps(d, indent=2), encoding="utf-8")
+        out[1].write_text(c.report.format_text() + "\n", encoding="utf-8")
+        if c.recording_path is not None and c.recording_path.exists():
+            dst = folder / c.recording_path.name
+            if dst.resolve() != c.recording_path.resolve():
+                shutil.copyfile(c.recording_path, dst)
+            out.append(dst)
+        return out
+
+    def _ask_export(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export the report and the recording to")
+        if folder:
+            files = self.export(folder)
+            self.status.showMessage("Wrote " + ", ".join(str(f) for f in files), 10000)
+
+    def _ask_resume(self) -> None:
+        from .controller import recordings_dir
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Resume a session", str(recordings_dir()),
+                                                        "Recordings (*.jsonl)")
+        if path:
+            self.resume(path)
+
+    def resume(self, path) -> bool:
+        from ..core.recording import RecordingError
+        from ..core.scenario import ScenarioError
+        from ..core.session import SessionError
+
+        try:
+            self.controller.resume(path)
+        except (RecordingError, ScenarioError, SessionError) as e:
+            self.last_error = str(e)
+            self.status.showMessage(f"Cannot resume: {e}", 15000)
+            return False
+        return True
+
+    # -- 3D view events -------------------------------------------------------------------
+    def _display_xy(self, pos) -> tuple[float, float]:
+        r = self.view3d.interactor.devicePixelRatioF()
+        h = self.view3d.interactor.height()
+        return pos.x() * r, (h - pos.y() - 1) * r
+
+    def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)
+        t = ev.type()
+        E = QtCore.QEvent
+        if t == E.MouseButtonPress and ev.button() == Qt.LeftButton:
+            self._press = ev.position()
+            if ev.modifiers() & Qt.ControlModifier and self.controller.current is not None:
+                self._aiming = True
+                return True
+        elif t == E.MouseMove:
+            if self._aiming and self._press is not None:
+                p = ev.position()
+                self.controller.on_drag_aim(p.x() - self._press.x(), -(p.y() - self._press.y()))
+                self._press = p
+                return True
+            if not ev.buttons():
+                self._hover_pos = ev.position()
+                self._hover_timer.start()
+        elif t == E.MouseButtonRelease and ev.button() == Qt.LeftButton:
+            was_aiming, self._aiming = self._aiming, False
+            p0, self._press = self._press, None
+            if was_aiming:
+                return True
+            p = ev.position()
+            if p0 is not None and abs(p.x() - p0.x()) + abs(p.y() - p0.y()) <= CLICK_SLOP_PX:
+                self.controller.on_click(*self._display_xy(p))
+        elif t == E.Wheel:
+            steps = ev.angleDelta().y() / 120.0
+            if steps and self.controller.on_wheel(int(round(steps)) or (1 if steps > 0 else -1),
+                                                  fine=bool(ev.modifiers() & Qt.ShiftModifier)):
+                return True
+        elif t in (E.KeyPress, E.KeyRelease):
+            return True  # keys go through the window's shortcuts, never VTK's own (e/q quit, w wireframe)
+        return super().eventFilter(obj, ev)
+
+    def _do_hover(self) -> None:
+        if self._hover_pos is not None:
+            self.controller.on_hover(*self._display_xy(self._hover_pos))
+
+    # -- dialogs ---------------------------------------------------------------------------
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        rows = [(k, d) for k, d, _ in self.controller.shortcuts()]
+        rows += [("Wheel", "Advance / withdraw the needle (needle tool); zoom otherwise"),
+                 ("Shift+Wheel", "Fine steps (0.5 mm)"),
+                 ("Ctrl+drag", "Aim the selected needle"),
+                 ("Drag", "Rotate the view (Shift+drag pans)"),
+                 ("Ctrl+F", "Find a structure"),
+                 ("F1", "This help")]
+        return rows
+
+    def show_help(self) -> QtWidgets.QDialog:
+        d = QtWidgets.QDialog(self)
+        d.setWindowTitle("imssim - keyboard and mouse")
+        lay = QtWidgets.QVBoxLayout(d)
+        table = QtWidgets.QTableWidget(0, 2)
+        table.setHorizontalHeaderLabels(["Key", "Does"])
+        for k, desc in self.shortcut_rows():
+            r = table.rowCount()
+            table.insertRow(r)
+            table.setItem(r, 0, QtWidgets.QTableWidgetItem(k))
+            table.setItem(r, 1, QtWidgets.QTableWidgetItem(desc))
+        table.horizontalHeader().setStretchLastSection(True)
+        table.verticalHeader().hide()
+        table.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
+        table.resizeColumnsToContents()
+        lay.addWidget(table)
+        d.resize(560, 600)
+        d.show()
+        self.help_dialog = d
+        return d
+
+    def about_html(self) -> str:
+        parts = ["<h3>imssim</h3><p>A training simulator for Intramuscular Stimulation (Gunn IMS) "
+                 "dry needling. For education only: not a clinical tool.</p><h4>Anatomy credits</h4><ul>"]
+        for a in self.atlas.attributions:
+            parts.append(f"<li><b>{html.escape(a.source)}</b> ({html.escape(a.licence)}): "
+                         f"{html.escape(a.attribution)} <a href='{html.escape(a.url)}'>{html.escape(a.url)}</a></li>")
+        parts.append("</ul><p>Software: Qt (PySide6), VTK / PyVista, NumPy, SciPy, trimesh, Embree.</p>")
+        return "".join(parts)
+
+    def show_about(self) -> QtWidgets.QDialog:
+        d = QtWidgets.QDialog(self)
+        d.setWindowTitle("About imssim")
+        lay = QtWidgets.QVBoxLayout(d)
+        t = QtWidgets.QTextBrowser()
+        t.setOpenExternalLinks(True)
+        t.setHtml(self.about_html())
+        lay.addWidget(t)
+        d.resize(560, 420)
+        d.show()
+        self.about_dialog = d
+        return d
+
+    def _ask_screenshot(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save picture", "imssim.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def _schedule_render(self) -> None:
+        if not self._render_pending:
+            self._render_pending = True
+            QtCore.QTimer.singleShot(0, self._render_now)
+
+    def _render_now(self) -> None:
+        self._render_pending = False
+        if not getattr(self, "_closed", False):
+            self.view3d.render()
+
+    def save_screenshot(self, path: str) -> bool:
+        """Grab the whole window, including the 3D view, to a PNG."""
+        self._render_now()
+        QtWidgets.QApplication.processEvents()
+        return self.grab().save(str(path), "PNG")
+
+    def showEvent(self, ev):  # noqa: N802
+        super().showEvent(ev)
+        if not getattr(self, "_shown", False):
+            self._shown = True
+            QtCore.QTimer.singleShot(0, self._initial_view)
+            self.view3d.interactor.setFocus()  # single-key shortcuts work at once
+
+    def _initial_view(self) -> None:
+        if not getattr(self, "_closed", False):
+            self.controller.view("posterior")
+
+    def closeEvent(self, ev):  # noqa: N802
+        self._closed = True
+        anim = getattr(self, "_anim", None)
+        if anim is not None:
+            anim.stop()
+        self.controller.session.close()
+        self._clock_timer.stop()
+        self._hover_timer.stop()
+        self.view3d.close()
+        super().closeEvent(ev)
+
+
+class ScenarioChooser(QtWidgets.QDialog):
+    """The scenario library (and any file) to choose a case from."""
+
+    def __init__(self, win: MainWindow):
+        super().__init__(win)
+        from ..core.scenario import library, load_scenario
+
+        self.win = win
+        self.setWindowTitle("Choose a case")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.list = QtWidgets.QListWidget()
+        for p in library():
+            try:
+                sc = load_scenario(p)
+                text = f"{sc.title}   [{sc.difficulty}]"
+            except Exception as e:  # noqa: BLE001 - a broken library file is listed with its error
+                text = f"{p.stem}  (cannot be read: {str(e).splitlines()[0]})"
+            it = QtWidgets.QListWidgetItem(text)
+            it.setData(Qt.UserRole, str(p))
+            self.list.addItem(it)
+        self.list.itemDoubleClicked.connect(lambda it: self._open(it.data(Qt.UserRole)))
+        lay.addWidget(self.list)
+        row = QtWidgets.QHBoxLayout()
+        f = QtWidgets.QPushButton("Open a file...")
+        f.clicked.connect(self._file)
+        o = QtWidgets.QPushButton("Open")
+        o.setDefault(True)
+        o.clicked.connect(lambda: self.list.currentItem() and self._open(self.list.currentItem().data(Qt.UserRole)))
+        row.addWidget(f)
+        row.addStretch(1)
+        row.addWidget(o)
+        lay.addLayout(row)
+        self.resize(560, 380)
+
+    def _file(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a scenario", "", "Scenarios (*.yaml *.yml)")
+        if path:
+            self._open(path)
+
+    def _open(self, path: str) -> None:
+        if self.win.open_scenario(path):
+            self.accept()
+
+
+class QuizPanel(QtWidgets.QWidget):
+    """The scenario's quiz: one question at a time, answered by choice or by clicking the body."""
+
+    def __init__(self, win: MainWindow):
+        super().__init__(win)
+        self.win = win
+        self.index = 0
+        lay = QtWidgets.QVBoxLayout(self)
+        self.progress = QtWidgets.QLabel()
+        self.question = QtWidgets.QLabel()
+        self.question.setWordWrap(True)
+        self.question.setStyleSheet("font-size:14px; font-weight:bold")
+        lay.addWidget(self.progress)
+        lay.addWidget(self.question)
+        self.choice_box = QtWidgets.QWidget()
+        self.choice_lay = QtWidgets.QVBoxLayout(self.choice_box)
+        self.choice_lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.choice_box)
+        self.pick_hint = QtWidgets.QLabel("Click the structure in the 3D view (Look tool).")
+        self.pick_hint.setStyleSheet("color:#1d5fa8")
+        lay.addWidget(self.pick_hint)
+        self.answer_button = QtWidgets.QPushButton("Answer")
+        self.answer_button.clicked.connect(self._answer)
+        lay.addWidget(self.answer_button)
+        self.result = QtWidgets.QLabel()
+        self.result.setWordWrap(True)
+        lay.addWidget(self.result)
+        nav = QtWidgets.QHBoxLayout()
+        self.prev_button = QtWidgets.QPushButton("< Previous")
+        self.next_button = QtWidgets.QPushButton("Next >")
+        self.prev_button.clicked.connect(lambda: self.show_question(self.index - 1))
+        self.next_button.clicked.connect(lambda: self.show_question(self.index + 1))
+        nav.addWidget(self.prev_button)
+        nav.addWidget(self.next_button)
+        lay.addLayout(nav)
+        self.total = QtWidgets.QLabel()
+        lay.addWidget(self.total)
+        lay.addStretch(1)
+        self.buttons: list[QtWidgets.QAbstractButton] = []
+
+    def show_question(self, i: int) -> None:
+        q = self.win.controller.quiz
+        if not q:
+            return
+        self.index = max(0, min(i, len(q) - 1))
+        self.win.controller.ask_quiz(self.index)
+
+    def _answer(self) -> None:
+        given = [k for k, b in enumerate(self.buttons) if b.isChecked()]
+        if given:
+            self.win.controller.answer_quiz(self.index, given)
+
+    def refresh(self) -> None:
+        c = self.win.controller
+        items = c.quiz
+        for b in self.buttons:
+            self.choice_lay.removeWidget(b)
+            b.setParent(None)
+            b.deleteLater()
+        self.buttons = []
+        if not items:
+            self.question.setText("This case has no quiz questions.")
+            for w in (self.answer_button, self.pick_hint, self.prev_button, self.next_button):
+                w.setVisible(False)
+            self.progress.setText("")
+            self.result.setText("")
+            self.total.setText("")
+            return
+        self.index = min(self.index, len(items) - 1)
+        q = items[self.index]
+        self.progress.setText(f"Question {self.index + 1} of {len(items)}")
+        self.question.setText(q.question)
+        mc = q.type == "multiple_choice"
+        multi = mc and len(q.answers) > 1
+        for k, ch in enumerate(q.choices if mc else []):
+            b = QtWidgets.QCheckBox(ch) if multi else QtWidgets.QRadioButton(ch)
+            self.choice_lay.addWidget(b)
+            self.buttons.append(b)
+        self.answer_button.setVisible(mc)
+        self.pick_hint.setVisible(not mc)
+        self.prev_button.setVisible(True)
+        self.next_button.setVisible(True)
+        self.prev_button.setEnabled(self.index > 0)
+        self.next_button.setEnabled(self.index < len(items) - 1)
+        r = c.quiz_answers.get(self.index)
+        if r is None:
+            self.result.setText("")
+        else:
+            colour = "#1d7a35" if r["correct"] else "#b3151b"
+            verdict = "Right." if r["correct"] else f"Not quite - you answered {html.escape(r['shown'])}."
+            self.result.setText(f"<span style='color:{colour};font-weight:bold'>{verdict}</span> "
+                                f"{html.escape(r['explanation'])}")
+            if mc:
+                for k in r["answer"]:
+                    self.buttons[k].setChecked(True)
+        right = sum(1 for a in c.quiz_answers.values() if a["correct"])
+        self.total.setText(f"Answered {len(c.quiz_answers)} of {len(items)}, {right} right.")
+
+
+class ReportDialog(QtWidgets.QDialog):
+    """The score: the scoring engine's sentences, the families, and the missed targets."""
+
+    def __init__(self, win: MainWindow, report):
+        super().__init__(win)
+        self.win = win
+        self.setWindowTitle("Score report")
+        lay = QtWidgets.QVBoxLayout(self)
+        self.text = QtWidgets.QTextBrowser()
+        self.text.setHtml(self.report_html(report))
+        lay.addWidget(self.text)
+        row = QtWidgets.QHBoxLayout()
+        ex = QtWidgets.QPushButton("Export report and recording...")
+        ex.clicked.connect(win._ask_export)
+        row.addWidget(ex)
+        row.addStretch(1)
+        close = QtWidgets.QPushButton("Close")
+        close.clicked.connect(self.accept)
+        row.addWidget(close)
+        lay.addLayout(row)
+        self.resize(500, 640)
+
+    def report_html(self, r) -> str:
+        e = html.escape
+        c = self.win.controller
+        colour = "#1d7a35" if r.passed else "#b3151b"
+        out = [f"<h2 style='color:{colour}'>{e(r.summary)}</h2>"]
+        if r.needles:
+            out.append("<h4>Your needles</h4><ul>" + "".join(f"<li>{e(d['sentence'])}</li>" for d in r.needles)
+                       + "</ul>")
+        out.append("<h4>Score by area</h4><table cellpadding='3'>")
+        for fam, v in r.families.items():
+            w = r.weights.get(fam, 0.0)
+            bar = "" if v is None else ("&#9608;" * int(round(10 * v)) + "&#9617;" * (10 - int(round(10 * v))))
+            val = "-" if v is None else f"{100 * v:.0f}%"
+            out.append(f"<tr><td>{e(fam.replace('_', ' '))}</td><td style='color:{colour}'>{bar}</td>"
+                       f"<td align='right'><b>{val}</b></td><td style='color:#667'>weight {w:.2f}</td></tr>")
+        out.append("</table><h4>Details</h4><ul>")
+        out += [f"<li>{e(m.sentence)}</li>" for m in r.metrics if m.sentence]
+        out.append("</ul>")
+        missed = c.missed_targets()
+        if missed:
+            out.append("<h4 style='color:#c25a00'>Targets not reached (shown orange on the body)</h4><ul>"
+                       + "".join(f"<li>{e(t.name)} ({e(t.kind)}, {e(', '.join(t.segments))})</li>" for t in missed)
+                       + "</ul>")
+        if c.marked_segments and c.scenario is not None:
+            right = sorted(set(c.marked_segments)) == sorted(c.scenario.diagnosis.segments)
+            out.append(f"<p>You marked <b>{e(', '.join(c.marked_segments))}</b>; the case's segment(s): "
+                       f"<b>{e(', '.join(c.scenario.diagnosis.segments))}</b> - {'right' if right else 'not quite'}.</p>")
+        if r.quiz:
+            out.append(f"<p>Quiz: {r.quiz['correct']} of {r.quiz['items']} right.</p>")
+        if c.recording_path is not None:
+            out.append(f"<p style='color:#667'>Recording: {e(str(c.recording_path))}</p>")
+        return "".join(out)

@@ -1,0 +1,369 @@
+"""The trainee's window, driven through its real handlers (pytest-qt, under Xvfb).
+
+The 3D view needs a real OpenGL context: pytest-xvfb starts a virtual X server when no
+DISPLAY is set (Qt's 'offscreen' platform cannot host QOpenGLWidget).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt", reason="pytest-qt is needed to drive the window")
+
+from PySide6 import QtCore, QtGui  # noqa: E402
+
+from imssim.core.atlas import Atlas, Landmark, Structure  # noqa: E402
+from imssim.core.needle import Placement  # noqa: E402
+from imssim.core.traversal import TissueIndex  # noqa: E402
+from imssim.render.views import world_to_display  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+Qt = QtCore.Qt
+
+
+@pytest.fixture(autouse=True)
+def _recordings(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMSSIM_RECORDINGS_DIR", str(tmp_path / "recordings"))
+
+
+@pytest.fixture(scope="module")
+def index(atlas):
+    return TissueIndex(atlas)
+
+
+def make(qtbot, atlas, index=None, mode="practice"):
+    from imssim.qt.window import MainWindow
+
+    w = MainWindow(atlas, mode=mode, index=index)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.waitActive(w)  # window shortcuts (keys) need the window active
+    w.view3d.interactor.setFocus()
+    w.controller.view("posterior")
+    return w
+
+
+@pytest.fixture
+def win(qtbot, atlas, index):
+    return make(qtbot, atlas, index)
+
+
+def click_world(w, point):
+    """Click (through the controller's click handler) on the pixel showing a world point."""
+    w.controller.render()
+    x, y = world_to_display(w.view3d, point)
+    w.controller.on_click(x, y)
+
+
+def _box(sid, lo, hi, kind, harm=None, name=None):
+    import trimesh
+
+    m = trimesh.creation.box(bounds=[lo, hi])
+    return Structure(sid, name or sid, kind, "midline", "thoracic", m.vertices, m.faces, harm=harm)
+
+
+@pytest.fixture
+def toy_atlas():
+    """Skin over a muscle over a 'lung' (danger) over a bone slab: a needle from behind meets each."""
+    return Atlas("toy", [
+        _box("skin", (-100, -60, 0), (100, 60, 300), "skin", name="skin"),
+        _box("trap", (-90, 30, 10), (90, 55, 290), "muscle", name="test muscle"),  # depth 5-30
+        _box("lung", (-90, 0, 10), (90, 25, 290), "organ", harm="pneumothorax", name="test lung"),  # 35-60
+        _box("rib", (-95, -20, 5), (95, -10, 295), "bone", name="test bone"),  # from depth 70
+    ], [Landmark("T6_spinous", "T6 spinous process", (0.0, 60.0, 150.0))])
+
+
+def test_window_shows_the_body_and_saves_a_picture(win, tmp_path):
+    p = tmp_path / "w.png"
+    assert win.save_screenshot(str(p))
+    img = QtGui.QImage(str(p))
+    assert img.width() >= 1200 and img.height() >= 750
+    # the 3D view is not blank: many distinct colours where the body is drawn
+    v = win.view3d.geometry()
+    cols = {img.pixel(x, y) for x in range(v.x() + 10, v.right() - 10, 9) for y in range(v.y() + 40, v.bottom(), 9)}
+    assert len(cols) > 200
+    # every preset view, layer and region control exists and the structure list names the atlas
+    assert set(win.view_buttons) >= {"posterior", "lateral", "neck", "thorax", "lumbar", "buttock", "leg"}
+    assert {"skin", "muscle", "bone"} <= set(win.kind_checks)
+    assert "lumbar" in win.region_checks
+    assert win.structure_model.rowCount() == len(win.atlas.structures)
+
+
+def test_preset_views_aim_at_their_landmarks(win, atlas):
+    for name, lm in (("lumbar", "L3_spinous"), ("neck", "C4_spinous"), ("thorax", "T6_spinous")):
+        win.view_buttons[name].click()
+        f = np.array(win.view3d.camera.focal_point)
+        assert np.linalg.norm(f[2] - atlas.landmark(lm).xyz[2]) < 60, name
+        assert np.array(win.view3d.camera.position)[1] > f[1]  # from behind
+
+
+def test_layer_toggles_and_structure_filter(win, atlas):
+    bone = next(s.id for s in atlas if s.kind == "bone")
+    win.kind_checks["bone"].setChecked(False)
+    assert not win.controller.scene.actors[bone].GetVisibility()
+    win.kind_checks["bone"].setChecked(True)
+    win.kind_sliders["bone"].setValue(40)
+    assert abs(win.controller.scene.actors[bone].GetProperty().GetOpacity() - 0.4) < 1e-6
+    win.filter_edit.setText("multifidus L5")
+    rows = [win.structure_proxy.index(r, 0).data() for r in range(win.structure_proxy.rowCount())]
+    assert rows and all("multifidus L5" in r for r in rows)
+    ix = win.structure_proxy.index(0, 0)
+    win.structure_list.clicked.emit(ix)
+    assert win.controller.selected == win.structure_proxy.data(ix, Qt.UserRole)
+    assert win.controller.overlay.highlighted == [win.controller.selected]
+
+
+def test_hover_names_a_structure_and_exam_hides_it(win, atlas):
+    win.view_buttons["lumbar"].click()
+    win.kind_checks["skin"].setChecked(False)
+    x, y = world_to_display(win.view3d, atlas.landmark("L4_spinous").xyz + [0, 5, 0])
+    name = win.controller.on_hover(x, y)
+    assert name and win.hover_label.text() == name
+    win.set_mode("exam")
+    assert win.controller.on_hover(x, y) is None and win.hover_label.text() == ""
+    assert not win.structure_list.isVisible()
+    assert win.timer_label.text().startswith("EXAM")
+
+
+def test_needle_by_click_wheel_and_keys_reaches_multifidus(win, atlas, index, qtbot):
+    win.view_buttons["lumbar"].click()
+    target = Placement.from_landmark(index, "L5_spinous", depth=30, lateral_mm=10, side="right")
+    qtbot.keyClick(win, Qt.Key_N)
+    assert win.controller.tool == "needle"
+    click_world(win, target.entry)
+    n = win.controller.current
+    assert n is not None and np.linalg.norm(n.entry - np.array(target.entry)) < 3.0
+    # advance with real wheel events sent to the 3D view: the needle goes in, the camera stays
+    cam = np.array(win.view3d.camera.position)
+    pos = QtCore.QPointF(200, 200)
+    for _ in range(27):
+        ev = QtGui.QWheelEvent(pos, pos, QtCore.QPoint(), QtCore.QPoint(0, 120), Qt.NoButton, Qt.NoModifier,
+                               Qt.NoScrollPhase, False)
+        QtCore.QCoreApplication.sendEvent(win.view3d.interactor, ev)
+    assert np.allclose(cam, win.view3d.camera.position)
+    assert n.depth == pytest.approx(27.0)
+    for _ in range(3):
+        qtbot.keyClick(win, Qt.Key_Up)
+    assert n.depth == pytest.approx(30.0)
+    r = win.controller.readout()
+    assert r["tip_id"].startswith("multifidus_L"), r
+    assert "multifidus" in win.r_tip.text()
+    assert win.r_layers.text().startswith("skin")
+    assert "30.0 mm" in win.r_depth.text()
+    # aiming below the fat is a redirection: withdraws to the subcutaneous layer
+    qtbot.keyClick(win, Qt.Key_A)
+    assert n.medial_deg == pytest.approx(2.0) and n.depth == pytest.approx(5.0)
+    assert "medial" in win.r_angles.text()
+    # a second needle, then remove it
+    click_world(win, Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=12, side="right").entry)
+    assert len(win.controller.needles) == 2 and win.r_needle.text().startswith("2 of 2")
+    qtbot.keyClick(win, Qt.Key_Delete)
+    assert len(win.controller.needles) == 1
+
+
+def test_clicking_off_the_body_places_nothing(win):
+    win.controller.set_tool("needle")
+    win.controller.on_click(3, 3)
+    assert not win.controller.needles
+    assert "missed the body" in win.feedback_view.toPlainText()
+
+
+def test_bone_stops_the_needle_and_danger_stops_the_attempt(qtbot, toy_atlas):
+    w = make(qtbot, toy_atlas)
+    c = w.controller
+    w.length_combo.setCurrentIndex(w.length_combo.findData(75))
+    c.set_tool("needle")
+    click_world(w, (20.0, 60.0, 150.0))
+    n = c.current
+    assert n.side == "left" and abs(n.entry[1] - 60) < 1e-3
+    c.advance(20)  # skin -> muscle
+    assert c.readout()["tip_id"] == "trap"
+    assert c.readout()["clearance_mm"] == pytest.approx(15, abs=1.5)
+    c.advance(20)  # into the lung: practice mode stops the attempt
+    assert "lung" in c.needles[0].breached
+    assert n.stopped and "pneumothorax" in n.stopped
+    assert "STOPPED" in w.r_clear.text()
+    d = n.depth
+    c.advance(5)
+    assert n.depth == d  # cannot go further until withdrawn
+    assert "Attempt stopped" in w.feedback_view.toPlainText()
+    c.withdraw(40)
+    assert not n.stopped
+    c.set_mode("exam")
+    c.advance(75)  # exam: recorded, not stopped, and bone stops the needle at 70 mm
+    assert not n.stopped
+    assert n.traversal.bone_contact is not None and n.traversal.bone_contact.structure == "rib"
+    assert n.depth == pytest.approx(70.0, abs=0.5)
+    assert c.readout()["tip"] == "(hidden)"
+    assert "Danger event recorded" in w.feedback_view.toPlainText()
+
+
+def test_help_and_about(win, atlas):
+    d = win.show_help()
+    rows = win.shortcut_rows()
+    assert any(k == "Up" for k, _ in rows) and any(k == "Wheel" for k, _ in rows)
+    assert "[Up]" in win.actions["Up"].toolTip()
+    assert atlas.attributions[0].source in win.about_html()
+    win.show_about().close()
+    d.close()
+
+
+def test_cli_screenshot_starts_the_real_window_offscreen(tmp_path):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    p = subprocess.run([sys.executable, "-m", "imssim.cli", "run", "--screenshot", str(out)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    img = QtGui.QImage(str(out))
+    assert img.width() == 1280 and img.height() == 800
+
+
+def test_scenario_brief_palpation_segment_and_targets(win, atlas, index):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    c = win.controller
+    text = win.brief.toPlainText()
+    assert "46-year-old male" in text and "Complaint" in text and "Palpate" in text
+    assert "L5" not in win.segments_label.text()
+    # palpate beside L5 (the scenario's tender point is 15 mm right of the spinous process)
+    c.set_tool("palpate")
+    pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=15, side="right")
+    click_world(win, pl.entry)
+    assert any(f["kind"] == "tender_point" for f in c.palpated)
+    assert "Tender point" in win.feedback_view.toPlainText()
+    assert c.overlay.marker_count("palpation") == 1
+    # far from every finding: nothing
+    far = Placement.from_landmark(index, "acromion_l", depth=0, approach="posterior")
+    c.palpate_at(far.entry, far.normal)
+    assert c.palpated[-1]["kind"] == "none"
+    win.segment_combo.setCurrentText("L5")
+    win.mark_button.click()
+    assert c.marked_segments == ["L5"] and "L5" in win.segments_label.text()
+    win.targets_check.setChecked(True)
+    tid = c.targets[0].structure
+    col = c.scene.actors[tid].GetProperty().GetColor()
+    assert col[1] > 0.7 and col[0] < 0.3  # green
+    win.set_mode("exam")
+    assert not win.targets_check.isEnabled() and not c.targets_visible
+    assert c.scene.actors[tid].GetProperty().GetColor()[1] < 0.7
+
+
+def test_bad_scenario_file_is_reported_and_keeps_the_work(win, tmp_path, index):
+    win.controller.set_tool("needle")
+    pl = Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=15, side="right")
+    win.controller.place_needle_at(pl.entry, pl.normal)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nid: Bad Id\n")
+    assert not win.open_scenario(str(bad))
+    assert "bad.yaml" in win.last_error
+    assert len(win.controller.needles) == 1
+
+
+def test_quiz_choice_and_pick_structure(win, atlas):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    win.set_mode("quiz")
+    qp = win.quiz_panel
+    assert win.tabs.currentIndex() == 2 and "segment" in qp.question.text()
+    qp.buttons[1].setChecked(True)  # L4: wrong
+    qp.answer_button.click()
+    assert "Not quite" in qp.result.text()
+    qp.buttons[2].setChecked(True)  # L5: right
+    qp.answer_button.click()
+    assert "Right." in qp.result.text()
+    qp.next_button.click()
+    assert win.controller.quiz_pending == 1 and qp.pick_hint.isVisible()
+    # answer by clicking the body: aim at the right L5 multifidus with the skin hidden
+    win.controller.view("lumbar")
+    win.kind_checks["skin"].setChecked(False)
+    target = atlas.structures["multifidus_L5_r"]
+    c = win.controller
+    # a surface point of the muscle facing the camera
+    cam = np.array(win.view3d.camera.position)
+    v = target.vertices
+    p = v[np.argmin(np.linalg.norm(v - cam, axis=1))]
+    x, y = world_to_display(win.view3d, p + (cam - p) / np.linalg.norm(cam - p) * 0.5)
+    sid = c.pick(x, y)
+    c.on_click(x, y)
+    r = c.quiz_answers[1]
+    assert r["answer"] == sid and r["correct"] == (sid == "multifidus_L5_r")
+    assert c.quiz_pending is None
+    assert "Answered 2 of 2" in qp.total.text()
+
+
+def _to_locus(win, index, structure="multifidus_L5_r"):
+    """Put a needle through the skin straight at the scenario's trigger locus in ``structure``."""
+    c = win.controller
+    locus = next(l for l in c.session.physiology.loci if l.structure == structure)
+    target = np.asarray(locus.xyz, float)
+    hit = index.snap_to_skin(target + np.array([0, 200.0, 0]), [0, -1.0, 0])
+    d = target - hit.point
+    depth = float(np.linalg.norm(d))
+    c.set_tool("needle")
+    n = c.place_needle_at(hit.point, hit.normal)
+    assert c.aim_at(target) == pytest.approx(depth)
+    c.advance(depth)
+    return n
+
+
+def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    c = win.controller
+    n = _to_locus(win, index)
+    assert c.readout()["tip_id"] == "multifidus_L5_r"
+    twitches = []
+    c.listeners.append(lambda ev, d: ev == "twitch" and twitches.append(d))
+    for _ in range(12):
+        if twitches:
+            break
+        qtbot.keyClick(win, Qt.Key_T)  # piston
+    assert twitches and twitches[0]["structure"] == "multifidus_L5_r"
+    assert "twitch" in win.feedback_view.toPlainText().lower()
+    # the muscle contracts during the pulse, then returns to rest; the release is said after it
+    qtbot.waitUntil(lambda: "releases" in win.feedback_view.toPlainText(), timeout=5000)
+    qtbot.waitUntil(lambda: c.scene.actors["multifidus_L5_r"].GetUserMatrix() is None, timeout=5000)
+    c.pulse_frame("multifidus_L5_r", 0.1, n.k, 2.0)
+    assert c.scene.actors["multifidus_L5_r"].GetUserMatrix() is not None
+    c.pulse_frame("multifidus_L5_r", 0.0, n.k, 0.0)
+    win.mark_button.click()  # nothing chosen (no default segment: it would be a hint)
+    assert c.marked_segments == []
+    win.segment_combo.setCurrentText("L5")
+    win.mark_button.click()
+    win.finish_button.click()
+    d = win.report_dialog
+    text = d.text.toPlainText()
+    assert c.report.summary in text and "Targets not reached" in text
+    assert c.overlay.marker_count("missed") == len(c.missed_targets()) > 0
+    files = win.export(tmp_path / "out")
+    assert [f.suffix for f in files] == [".json", ".txt", ".jsonl"]
+    import json
+
+    rep = json.loads(files[0].read_text())
+    assert rep["total"] == pytest.approx(c.report.total, abs=0.01) and rep["marked_segments"] == ["L5"]
+
+
+def test_interrupted_session_resumes_from_its_recording(qtbot, atlas, index):
+    w1 = make(qtbot, atlas, index)
+    assert w1.open_scenario("l5-radiculopathy-low-back")
+    n = _to_locus(w1, index)
+    w1.controller.withdraw(4)
+    depth, entry = n.depth, n.entry.copy()
+    path = w1.controller.recording_path
+    assert path.exists() and path.stat().st_size > 0  # written as the session goes
+    w1.close()  # "interrupted": never finished
+    w2 = make(qtbot, atlas, index)
+    assert w2.resume(path)
+    c = w2.controller
+    assert c.scenario.id == "l5-radiculopathy-low-back" and len(c.needles) == 1
+    assert c.needles[0].depth == pytest.approx(depth) and np.allclose(c.needles[0].entry, entry)
+    c.advance(2)
+    assert c.needles[0].depth == pytest.approx(depth + 2)
