@@ -31,28 +31,25 @@ BUILTIN = "builtin"
 Progress = Callable[[str, float], None]
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("IMSSIM_CACHE_DIR")
-    if env:
-        p = Path(env)
+def _user_dir(env: str, which: str) -> Path:
+    """A per-user folder: ``$env`` if set, else platformdirs' ``user_<which>_dir``."""
+    override = os.environ.get(env)
+    if override:
+        p = Path(override)
     else:
         import platformdirs
 
-        p = Path(platformdirs.user_cache_dir("imssim", appauthor=False))
+        p = Path(getattr(platformdirs, f"user_{which}_dir")("imssim", appauthor=False))
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def cache_dir() -> Path:
+    return _user_dir("IMSSIM_CACHE_DIR", "cache")
 
 
 def config_dir() -> Path:
-    env = os.environ.get("IMSSIM_CONFIG_DIR")
-    if env:
-        p = Path(env)
-    else:
-        import platformdirs
-
-        p = Path(platformdirs.user_config_dir("imssim", appauthor=False))
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return _user_dir("IMSSIM_CONFIG_DIR", "config")
 
 
 def _version(dist: str) -> str:
