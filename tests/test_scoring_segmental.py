@@ -163,3 +163,19 @@ def test_quiz_answers_enter_the_total(atlas, index):
     a, b = right.finish(), wrong.finish()
     assert a.quiz["correct"] == len(sc.quiz) and b.quiz["correct"] == 0
     assert a.total > b.total
+
+
+def test_needle_zone_limits_are_reported(atlas, index):
+    from imssim.core.scenario import NeedleZone
+
+    sc = load_scenario("l5-radiculopathy-low-back", atlas)
+    zone = NeedleZone(landmark="L5_spinous", radius_mm=80, max_length_mm=30, reason="test zone")
+    sc = sc.model_copy(update={"safety": sc.safety.model_copy(update={"zones": [zone]})})
+    e, d, depth = needle_into(index, "multifidus_L5_r")
+    for length, n in ((75, 1), (30, 0)):
+        s = Session(atlas, sc, index=index)
+        s.insert_needle(e, d, min(depth, length), length_mm=length)
+        m = s.finish().metric("needle_zones")
+        assert m.value == n
+        if n:
+            assert "(75 mm) is longer than the 30 mm allowed within 80 mm of L5_spinous: test zone." in m.sentence

@@ -115,6 +115,7 @@ class Session:
     def _after_move(self, i: int, pose, moved_mm: float | None = None) -> PoseSample:
         tr = self.index.query(pose.entry, pose.direction, pose.depth)
         s = PoseSample.from_traversal(pose.t, i, pose.action, tr, self.atlas)
+        s.length_mm = self.needles[i].needle.length_mm
         if tr.depth < pose.depth - 1e-6:  # bone stopped the needle: the track keeps the real depth
             trk = self.needles[i]
             trk.poses[-1] = type(pose)(pose.t, pose.entry, pose.direction, float(tr.depth), pose.action)
@@ -395,7 +396,7 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
             nm = dnames[j]
             cl[nm] = (dharm[j], 0.0 if (nm == tip_id or (breaches and breaches[0][0] == nm)) else float(clear[j, k]))
         smp = PoseSample(t, k, "insert", E[k], D[k], depth_l[k], br.tip[k], tip_id,
-                         kinds[ts] if ts >= 0 else None, [], bone, breaches, cl)
+                         kinds[ts] if ts >= 0 else None, [], bone, breaches, cl, specs[k].needle.length_mm)
         s.samples.append(smp)
         scorer.add_sample(smp)
         ev = phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches)

@@ -42,6 +42,7 @@ class PoseSample:
     bone: str | None = None
     breaches: list[tuple[str, str, float]] = field(default_factory=list)  # (structure, harm, depth)
     clearances: dict[str, tuple[str, float]] = field(default_factory=dict)  # structure -> (harm, mm)
+    length_mm: float | None = None  # the needle's length (for the case's needle zones)
 
     @classmethod
     def from_traversal(cls, t: float, needle: int, action: str, tr, atlas) -> "PoseSample":

@@ -374,3 +374,36 @@ class Coverage(_PerNeedle):
         det = [{"paraspinal_reached": [t.structure for t in para_hit], "peripheral_reached": [t.structure for t in peri_hit],
                 "symptom_site_only_share": round(share_local, 3)}]
         return MetricResult(self.name, round(100 * score, 1), self.unit, sent, score, self.family, det)
+
+
+@register
+class NeedleZones(Metric):
+    """Needles longer than the case allows in a zone (e.g. 19 mm over the rhomboids)."""
+
+    name, unit = "needle_zones", "needles"
+
+    def start(self, context):
+        super().start(context)
+        self.zones = []
+        sc = context.scenario
+        for z in (sc.safety.zones if sc is not None else []):
+            try:
+                self.zones.append((z, context.atlas.landmark(z.landmark).xyz))
+            except Exception:
+                continue
+        self.out: list[dict] = []
+
+    def add_sample(self, s):
+        if s.action != "insert" or s.length_mm is None:
+            return
+        for z, xyz in self.zones:
+            if s.length_mm > z.max_length_mm and float(np.linalg.norm(s.entry - xyz)) <= z.radius_mm:
+                self.out.append({"needle": s.needle + 1, "length_mm": s.length_mm, "max_length_mm": z.max_length_mm,
+                                 "landmark": z.landmark, "reason": z.reason or "",
+                                 "sentence": f"Needle {s.needle + 1} ({s.length_mm:g} mm) is longer than the "
+                                             f"{z.max_length_mm:g} mm allowed within {z.radius_mm:g} mm of "
+                                             f"{z.landmark}" + (f": {z.reason}." if z.reason else ".")})
+
+    def result(self):
+        sent = " ".join(d["sentence"] for d in self.out) if self.out else "Every needle suited its zone."
+        return MetricResult(self.name, len(self.out), self.unit, sent, None, None, self.out)
