@@ -34,7 +34,7 @@ def main() -> None:
     wm = statistics.median(warm)
     print(f"structures        {s['structures']} ({', '.join(f'{k} {v}' for k, v in sorted(s['by_kind'].items()))})")
     print(f"triangles         {s['triangles']:,}   vertices {s['vertices']:,}")
-    print(f"cold build        {cold:6.2f} s wall, {cold_cpu:.2f} s CPU   (goal < 30 s; CPU time is what an idle machine takes)")
+    print(f"cold build        {cold:6.2f} s wall, {cold_cpu:.2f} s CPU   (goal < 30 s wall on an idle machine)")
     print(f"load average      {os.getloadavg()[0]:.1f} (other jobs on the machine inflate wall time)")
     print(f"warm load median  {wm * 1000:6.1f} ms  (goal < 1500 ms)")
     print(f"ratio             warm load is {cold / wm:,.0f}x faster than rebuilding (the naive way)")
