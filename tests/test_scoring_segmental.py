@@ -179,3 +179,23 @@ def test_needle_zone_limits_are_reported(atlas, index):
         assert m.value == n
         if n:
             assert "(75 mm) is longer than the 30 mm allowed within 80 mm of L5_spinous: test zone." in m.sentence
+
+
+def test_time_limit_refuses_actions_after_it_but_still_scores(index, l5):
+    from imssim.core.session import SessionError
+
+    timed = l5.model_copy(update={"safety": l5.safety.model_copy(update={"time_limit_s": 60.0})})
+    e, d, depth = needle_into(index, "multifidus_L5_r", "posterior")
+    s = Session(index.atlas, timed, seed=0, index=index)
+    k = s.insert_needle(e, d, depth, length_mm=75, t=10.0)
+    with pytest.raises(SessionError, match="time is up"):
+        s.advance(k, 2.0, t=61.0)
+    with pytest.raises(SessionError, match="time is up"):
+        s.insert_needle(e, d, depth, length_mm=75, t=70.0)
+    assert len(s.needles) == 1
+    r = s.finish(t=75.0)  # finishing is always allowed
+    assert r.metric("breaches").value == 0 and 0.0 <= r.total <= 100.0  # percent
+    # without a limit the same late move is fine
+    free = Session(index.atlas, l5, seed=0, index=index)
+    k = free.insert_needle(e, d, depth, length_mm=75, t=10.0)
+    free.withdraw(k, 2.0, t=61.0)

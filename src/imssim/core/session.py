@@ -131,6 +131,9 @@ class Session:
         if self.finished is not None:
             raise SessionError("the session is finished")
         t = self._time(t)
+        limit = self.scenario.safety.time_limit_s if self.scenario is not None else None
+        if self.enforce_limits and limit is not None and name != "finish" and t > limit:
+            raise SessionError(f"time is up: the case allows {limit:g} s; finish the attempt to see the score")
         self._record({"type": "action", "name": name, "t": t, **args})
         return t
 
