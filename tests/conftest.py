@@ -37,6 +37,30 @@ def atlas():
 
 
 @pytest.fixture(scope="session")
+def index(atlas):
+    """One traversal index over the built-in atlas (average build) for the session."""
+    from imssim.core.traversal import TissueIndex
+
+    return TissueIndex(atlas)
+
+
+@pytest.fixture(scope="session")
+def obese_index():
+    from imssim.core import store
+    from imssim.core.traversal import TissueIndex
+
+    return TissueIndex(store.load_builtin(habitus="obese"))
+
+
+@pytest.fixture(scope="session")
+def l5(atlas):
+    """The default scenario (chronic low back pain, right L5) on the built-in atlas."""
+    from imssim.core.scenario import load_scenario
+
+    return load_scenario("l5-radiculopathy-low-back", atlas)
+
+
+@pytest.fixture(scope="session")
 def shared():
     d = shared_dir()
     if d is None:

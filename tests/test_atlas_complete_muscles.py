@@ -21,16 +21,6 @@ MF_LEVELS = segment_range("C3", "C7") + segment_range("T1", "T12")
 ERECTOR = ("longissimus", "iliocostalis")
 
 
-@pytest.fixture(scope="module")
-def index(atlas):
-    return TissueIndex(atlas)
-
-
-@pytest.fixture(scope="module")
-def obese_index():
-    return TissueIndex(store.load_builtin(habitus="obese"))
-
-
 def posterior_ray(ix: TissueIndex, x: float, z: float, depth: float = 200.0):
     """A needle from behind, straight anterior, entering at the skin above (x, z)."""
     hit = ix.snap_to_skin(np.array([x, 800.0, z]), [0.0, -1.0, 0.0])

@@ -13,16 +13,6 @@ from imssim.core.traversal import TissueIndex
 ERECTOR_OR_MF = ("multifidus", "longissimus", "iliocostalis")
 
 
-@pytest.fixture(scope="module")
-def index(atlas):
-    return TissueIndex(atlas)
-
-
-@pytest.fixture(scope="module")
-def obese_index():
-    return TissueIndex(store.load_builtin(habitus="obese"))
-
-
 @pytest.mark.parametrize("lateral", [20, 22])
 def test_l5_paraspinal_needle_reaches_lamina(index, lateral):
     # 20-22 mm right of the L5 spinous process at the level of its lamina (the tip of the

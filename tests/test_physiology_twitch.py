@@ -15,16 +15,6 @@ from needle_helpers import needle_into
 MUSCLE = "gluteus_medius_r"
 
 
-@pytest.fixture(scope="module")
-def index(atlas):
-    return TissueIndex(atlas)
-
-
-@pytest.fixture(scope="module")
-def l5(atlas):
-    return load_scenario("l5-radiculopathy-low-back", atlas)
-
-
 def _phys(atlas, seed, s=0.8, radius=10.0, scale=1.0):
     p = Physiology(atlas, None, seed=seed, params=PhysiologyParams(twitch_probability_scale=scale),
                    loci=[Locus(MUSCLE, 0, np.zeros(3), radius)])

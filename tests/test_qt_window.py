@@ -32,11 +32,6 @@ def _recordings(tmp_path, monkeypatch):
     monkeypatch.setenv("IMSSIM_RECORDINGS_DIR", str(tmp_path / "recordings"))
 
 
-@pytest.fixture(scope="module")
-def index(atlas):
-    return TissueIndex(atlas)
-
-
 def make(qtbot, atlas, index=None, mode="practice"):
     from imssim.qt.window import MainWindow
 

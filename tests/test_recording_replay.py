@@ -16,16 +16,6 @@ from imssim.core.traversal import TissueIndex
 from needle_helpers import needle_into
 
 
-@pytest.fixture(scope="module")
-def index(atlas):
-    return TissueIndex(atlas)
-
-
-@pytest.fixture(scope="module")
-def l5(atlas):
-    return load_scenario("l5-radiculopathy-low-back", atlas)
-
-
 def _session(index, l5, path, seed=11):
     s = Session(index.atlas, l5, seed=seed, index=index, record_to=path)
     e, d, depth = needle_into(index, "gluteus_medius_r")

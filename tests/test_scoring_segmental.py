@@ -15,16 +15,6 @@ from needle_helpers import needle_into
 
 
 @pytest.fixture(scope="module")
-def index(atlas):
-    return TissueIndex(atlas)
-
-
-@pytest.fixture(scope="module")
-def l5(atlas):
-    return load_scenario("l5-radiculopathy-low-back", atlas)
-
-
-@pytest.fixture(scope="module")
 def s1(atlas):
     return load_scenario("s1-radiculopathy-piriformis", atlas)
 
