@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core import store
 from imssim.core.atlas import segment_range
 from imssim.core.build.geometry import is_watertight
 from imssim.core.traversal import TissueIndex

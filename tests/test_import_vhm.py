@@ -7,7 +7,6 @@ import http.server
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import shared_dir

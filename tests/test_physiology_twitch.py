@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from imssim.core.physiology import Locus, Physiology, PhysiologyParams
-from imssim.core.scenario import load_scenario
 from imssim.core.session import Session
-from imssim.core.traversal import TissueIndex
 
 from needle_helpers import needle_into
 

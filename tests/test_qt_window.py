@@ -20,7 +20,6 @@ from PySide6 import QtCore, QtGui  # noqa: E402
 
 from imssim.core.atlas import Atlas, Landmark, Structure  # noqa: E402
 from imssim.core.needle import Placement  # noqa: E402
-from imssim.core.traversal import TissueIndex  # noqa: E402
 from imssim.render.views import world_to_display  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,9 +9,7 @@ import pytest
 from imssim.cli import main
 from imssim.core.placements import PlacementsError, load_placements
 from imssim.core.recording import VERSION, RecordingError, read_recording
-from imssim.core.scenario import load_scenario
 from imssim.core.session import Session
-from imssim.core.traversal import TissueIndex
 
 from needle_helpers import needle_into
 

@@ -9,7 +9,6 @@ import pytest
 from imssim.core.placements import parse
 from imssim.core.scenario import load_scenario
 from imssim.core.session import Session, grade_placements
-from imssim.core.traversal import TissueIndex
 
 from needle_helpers import needle_into
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import UserError
 
 NO_DISPLAY_HELP = """\
 imssim: no display found, so the simulator window cannot open.
@@ -31,27 +30,9 @@ def cmd_run(args) -> int:
         print(NO_DISPLAY_HELP, file=sys.stderr)
         return 3
     atlas = load(args)
-    try:
-        from ..qt import app as qt_app  # the trainee's window, when present
-    except ImportError:
-        qt_app = None
-    if qt_app is not None and hasattr(qt_app, "run"):
-        return int(qt_app.run(atlas, args) or 0)
-    # Minimal viewer until the window exists: the atlas in a pyvista window.
-    from ..render.scene import AtlasScene, render_atlas_png, set_view
+    from ..qt import app as qt_app  # Qt is imported here only, when the window opens
 
-    if screenshot:
-        render_atlas_png(atlas, screenshot, title="imssim - built-in atlas (posterior view)")
-        print(f"wrote {screenshot}")
-        return 0
-    import pyvista as pv
-
-    pl = pv.Plotter(title="imssim - anatomy atlas")
-    AtlasScene.build(pl, atlas)
-    set_view(pl, atlas, "posterior")
-    pl.add_text("imssim atlas viewer: drag to rotate, scroll to zoom", font_size=10)
-    pl.show()
-    return 0
+    return int(qt_app.run(atlas, args) or 0)
 
 
 def register(sub) -> None:

@@ -584,7 +584,6 @@ class Controller:
         """Continue an interrupted session: its recorded actions are replayed into a new
         session (same case and seed, so the same responses) that keeps recording."""
         from ..core.recording import read_recording
-        from ..core.scenario import load_scenario
         from ..core.session import apply_action
 
         rec = read_recording(recording_path)

@@ -131,7 +131,7 @@ def nerve_roots(atlas: Atlas) -> list[Structure]:
     levels = ["L1", "L2", "L3", "L4", "L5", "S1"]
     for lv in levels:
         if lv == "S1":
-            if "S2_spinous" not in atlas.landmarks or "L5" not in [x for x in ("L5",) if f"vertebra_L5" in atlas]:
+            if "S2_spinous" not in atlas.landmarks or "vertebra_L5" not in atlas:
                 continue
             l5 = atlas.get("vertebra_L5")
             z = l5.vertices[:, 2].min() - 14

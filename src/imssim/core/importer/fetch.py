@@ -8,10 +8,11 @@ offline machines; files from a mirror are checked against the same sha256 values
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
+
+from .readers import sha256_of
 
 #: GitHub mirror of doi:10.56902/COB.vh.2022.0 (ingvilddevold/muscle-growth), pinned commit.
 VHM_COMMIT = "e299f62095269cdca60155eae9cf05440469c528"
@@ -45,14 +46,6 @@ DATASETS = {"vhm-lowerlimb": VHM_FILES}
 
 class FetchError(RuntimeError):
     """A download or mirror copy that failed or did not match its checksum."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mirror_setting(mirror: str | None = None) -> str | None:
@@ -97,7 +90,7 @@ def fetch_vhm(dest: str | Path | None = None, mirror: str | None = None, only: l
             src = next((p for p in (local / name, local / folder / name) if p.is_file()), None)
             if src is None:
                 raise FetchError(f"{local}: mirror has no {name}")
-            if _sha256(src) != sha:
+            if sha256_of(src) != sha:
                 raise FetchError(f"{src}: sha256 does not match the registry for {name}")
             tmp = target.with_name(name + ".part")
             shutil.copyfile(src, tmp)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..atlas import KINDS, SEGMENTS, SIDES
+from ..atlas import KINDS, SEGMENTS
 
 #: Length units a source may use, with their size in millimetres.
 UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "in": 25.4, "um": 0.001}

@@ -11,7 +11,6 @@ physiology, the window) code against them.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Annotated, Any, Literal, Union
 

@@ -93,7 +93,7 @@ def new_scenario_text(atlas: Atlas, segments: str, side: str, condition: str, sc
     a("  history: TODO the history of the complaint.")
     a(f"  presenting_complaint: {_q(f'TODO what the patient says ({condition}).')}")
     a("  pain:                        # where it hurts")
-    a(f"    - region: TODO")
+    a("    - region: TODO")
     a(f"      side: {side}")
     a("  findings:                    # tender_point | taut_band | restricted_movement | positive_sign | other")
     for t in chosen[:3]:
