@@ -130,18 +130,25 @@ def test_skin_encloses_everything(atlas, index):
 
 
 def test_habitus_changes_subcutaneous_thickness(atlas, obese_index, index):
-    p = Placement.from_landmark(index, "L3_spinous", depth=40, lateral_mm=40, side="right", direction=(0, -1, 0))
-    avg = index.query(p.entry, p.direction, 40)
-    po = Placement.from_landmark(obese_index, "L3_spinous", depth=40, lateral_mm=40, side="right", direction=(0, -1, 0))
-    ob = obese_index.query(po.entry, po.direction, 40)
+    """Obese fat is FAT_MM["obese"] - FAT_MM["average"] (6 mm) thicker over the lumbar
+    paraspinals, lean thinner; averaged over a few entries (one ray through a voxelised
+    surface varies by a millimetre or two)."""
+    from imssim.core.build.skin import FAT_MM
 
-    def fat(tr):
-        return sum(iv.exit_depth - iv.entry_depth for iv in tr.intervals if iv.kind == "subcutaneous")
+    def fat(ix):
+        out = []
+        for lm in ("L2_spinous", "L3_spinous", "L4_spinous"):
+            for lat in (30, 40, 50):
+                p = Placement.from_landmark(ix, lm, depth=40, lateral_mm=lat, side="right", direction=(0, -1, 0))
+                tr = ix.query(p.entry, p.direction, 40)
+                out.append(sum(iv.exit_depth - iv.entry_depth for iv in tr.intervals if iv.kind == "subcutaneous"))
+        return np.array(out)
 
-    assert fat(ob) - fat(avg) == pytest.approx(6.0, abs=2.5)
+    avg, ob = fat(index), fat(obese_index)
+    assert np.mean(ob - avg) == pytest.approx(FAT_MM["obese"] - FAT_MM["average"], abs=2.0)
+    assert np.all(ob > avg)
     lean = TissueIndex(store.load_builtin(habitus="lean"))
-    pl = Placement.from_landmark(lean, "L3_spinous", depth=40, lateral_mm=40, side="right", direction=(0, -1, 0))
-    assert fat(lean.query(pl.entry, pl.direction, 40)) < fat(avg)
+    assert np.mean(fat(lean)) < np.mean(avg)
 
 
 def test_skin_and_danger_meshes_are_watertight(atlas):

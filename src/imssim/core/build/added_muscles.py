@@ -37,7 +37,8 @@ from . import geometry as geo
 
 SRC = "imssim (attachments on the myo-sim skeleton, meshes/added_muscles.yaml)"
 CELL_MM = 3.0
-STATIONS = 20  # points along each fibre
+STATIONS = 28  # points along each fibre
+BRIDGE_MM = 24.0  # sheets span gaps between bones narrower than this along z (intercostal spaces)
 
 
 # -- anchors ---------------------------------------------------------------------------
@@ -251,6 +252,13 @@ class HeightField:
         # close small holes (sparse samples) without raising the surface much
         filled = ndimage.grey_dilation(np.where(np.isfinite(H), H, -1e9), size=(3, 3))
         H = np.where(np.isfinite(H), H, np.where(filled > -1e8, filled, -np.inf))
+        # a muscle lies on the ribs, not in the intercostal spaces: close valleys narrower
+        # than BRIDGE_MM along z (a column's maximum there would be a rib on the far side of
+        # the chest). Along z only, so the paravertebral gutter (a valley across x) stays.
+        k = int(np.ceil(BRIDGE_MM / cell)) | 1
+        low = np.where(np.isfinite(H), H, -1e9)
+        closed = ndimage.grey_closing(low, size=(1, k))
+        H = np.where(closed > -1e8, np.maximum(low, closed), -np.inf)
         return lo, H
 
     @classmethod
@@ -258,6 +266,23 @@ class HeightField:
         P = cls._samples(atlas, ids)
         lo, H = cls._grid(P[:, 0], P[:, 2], P[:, 1], cell)
         return cls("posterior", lo, cell, H)
+
+    @classmethod
+    def anterior(cls, atlas: Atlas, ids: list[str], cell: float = CELL_MM) -> "HeightField":
+        """The front surface (h = -min y over (x, z)); see :meth:`keep_in_front`."""
+        P = cls._samples(atlas, ids)
+        lo, H = cls._grid(P[:, 0], P[:, 2], -P[:, 1], cell)
+        return cls("anterior", lo, cell, H)
+
+    def keep_in_front(self, P: np.ndarray, clearance: np.ndarray) -> np.ndarray:
+        """Pull points (anterior mode) to at least ``clearance`` in front of the surface."""
+        P = P.copy()
+        Q = P.reshape(-1, 3)
+        c = np.broadcast_to(clearance, P.shape[:-1]).reshape(-1)
+        h = self._lookup(Q[:, 0], Q[:, 2])
+        ok = np.isfinite(h)
+        Q[ok, 1] = np.minimum(Q[ok, 1], -h[ok] - c[ok])
+        return Q.reshape(P.shape)
 
     @classmethod
     def radial(cls, atlas: Atlas, ids: list[str], cell: float = CELL_MM) -> "HeightField":
@@ -455,6 +480,13 @@ def build_muscle(atlas: Atlas, key: str, e: dict, side: str, level: str | None, 
                 mid = hf.drape(mid, gap + thick / 2)
                 mid = _smooth_grid(mid, 1)
             mid = hf.drape(mid, gap + thick / 2)
+        if e.get("under"):
+            # and stays in front of these (serratus anterior under the scapula)
+            uids = _structures_with_prefix(atlas, e["under"], sfx)
+            ukey = ("anterior", tuple(sorted(uids)))
+            if ukey not in fields:
+                fields[ukey] = HeightField.anterior(atlas, uids)
+            mid = fields[ukey].keep_in_front(mid, gap + thick / 2)
         if mode == "radial":
             c = np.array([hf.axis[0], hf.axis[1], 0.0])
             hint = mid - np.concatenate([np.broadcast_to(hf.axis, mid.shape[:2] + (2,)), mid[..., 2:]], axis=2) + 0 * c

@@ -10,13 +10,17 @@ from __future__ import annotations
 from typing import Callable
 
 from ..atlas import Atlas
-from . import added_muscles, danger, landmarks, myosim, skin
+from . import added_muscles, danger, landmarks, myosim, posture, skin
 
 Progress = Callable[[str, float], None]
 
 
 def _noop(msg: str, frac: float) -> None:
     pass
+
+
+def _posture(atlas: Atlas, progress: Progress) -> None:
+    posture.correct(atlas)
 
 
 def _landmarks(atlas: Atlas, progress: Progress) -> None:
@@ -40,7 +44,7 @@ def _danger(atlas: Atlas, progress: Progress) -> None:
 #: Stages run in order after the myo-sim base; each adds to the atlas in place.
 #: Landmarks come first (they only need bones; the danger structures are placed by
 #: them), the skin last (it wraps every bone and muscle).
-STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _added_muscles, _danger, _skin]
+STAGES: list[Callable[[Atlas, Progress], None]] = [_posture, _landmarks, _added_muscles, _danger, _skin]
 
 
 def build(progress: Progress = _noop) -> Atlas:

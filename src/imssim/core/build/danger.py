@@ -231,7 +231,8 @@ def vertebral_arteries(atlas: Atlas) -> list[Structure]:
 
 
 LUNG_VOXEL = 4.0
-RIB_CLEARANCE_MM = 4.0  # the pleura lies this far inside the ribs' outer hull
+RIB_CLEARANCE_MM = 2.0  # the pleura lies this far (+ 8 mm of rib) inside the ribs' outer hull
+RIB_CLEARANCE_TOP_MM = 4.0  # the same within 40 mm of the top of the cage
 
 
 def lungs(atlas: Atlas) -> list[Structure]:
@@ -277,7 +278,11 @@ def lungs(atlas: Atlas) -> list[Structure]:
     # erode: the lungs stay inside the ribs (rib thickness + clearance)
     # erode within each slice only, so the apex dome above the first rib survives
     dist_in = ndimage.distance_transform_edt(inside, sampling=(LUNG_VOXEL, LUNG_VOXEL, 1e6))
-    lung = dist_in > RIB_CLEARANCE_MM + 8.0
+    # near the top of the cage (the first rib's slope) the slice hull is small and
+    # irregular: keep more clearance there so the pleura stays under the first ribs
+    zs = lo[2] + np.arange(shape[2]) * LUNG_VOXEL
+    clearance = np.where(zs > ztop - 40, RIB_CLEARANCE_TOP_MM, RIB_CLEARANCE_MM)
+    lung = dist_in > (clearance + 8.0)[None, None, :]
     # mediastinum and spine out
     Xg = lo[0] + np.arange(shape[0])[:, None, None] * LUNG_VOXEL
     Yg = lo[1] + np.arange(shape[1])[None, :, None] * LUNG_VOXEL

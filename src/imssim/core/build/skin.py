@@ -28,7 +28,7 @@ from . import geometry as geo
 
 HABITUS = ("lean", "average", "obese")
 #: subcutaneous fat thickness (mm) over the back muscles, per habitus
-FAT_MM = {"lean": 7.0, "average": 10.5, "obese": 16.5}
+FAT_MM = {"lean": 5.0, "average": 8.0, "obese": 14.0}
 SKIN_MM = 2.0
 DEEP_MM = 2.0  # the fat's deep surface, just on the muscles and bones
 VOXEL_MM = 4.5
