@@ -191,3 +191,14 @@ def test_save_load_roundtrip(atlas, tmp_path):
     assert (s.faces == t.faces).all()
     assert t.innervation == s.innervation
     assert b.landmark("L5_spinous").position == pytest.approx(atlas.landmark("L5_spinous").position, abs=1e-6)
+
+
+def test_muscles_stay_on_their_own_side(atlas):
+    """+x is the patient's left: no left or right muscle reaches across the midline
+    (myo-sim's rectus abdominis pair is named the wrong way round and one left longissimus
+    fascicle strays 30 mm to the right; the build repairs both)."""
+    for s in atlas:
+        if s.kind != "muscle" or s.side not in ("left", "right"):
+            continue
+        own = s.vertices[:, 0] * (1.0 if s.side == "left" else -1.0)
+        assert own.min() > -3.0, (s.id, own.min())

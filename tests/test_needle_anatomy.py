@@ -157,3 +157,18 @@ def test_skin_and_danger_meshes_are_watertight(atlas):
     for s in atlas:
         if s.kind != "bone":
             assert is_watertight(s.vertices, s.faces), s.id
+
+
+@pytest.mark.parametrize("habitus", ["lean", "average", "obese"])
+def test_skin_and_fat_are_each_one_outer_and_one_inner_surface(habitus):
+    """No flecks of skin or fat deep in the body: each shell is exactly two connected
+    surfaces, the outer one enclosing the inner one."""
+    import trimesh
+
+    a = store.load_builtin(habitus=habitus)
+    for sid in ("skin", "subcutaneous"):
+        s = a.get(sid)
+        parts = trimesh.Trimesh(s.vertices, s.faces, process=False).split(only_watertight=False)
+        assert len(parts) == 2, (habitus, sid, sorted(round(p.area) for p in parts)[:5])
+        outer, inner = sorted(parts, key=lambda p: -abs(p.volume))
+        assert outer.volume > 0 > inner.volume  # the inner surface faces inwards

@@ -145,6 +145,46 @@ def read_fascicles(m, d) -> list[Fascicle]:
     return out
 
 
+#: a fascicle may come this close (mm) to the far side of the midline
+MIDLINE_SLACK_MM = 3.0
+
+
+def fix_sides(fascicles: list[Fascicle]) -> list[Fascicle]:
+    """Repair myo-sim paths that sit on the wrong side of the midline (in imssim's frame
+    +x is the patient's left; run after the midline shift):
+
+    - a pair whose two fascicles each lie wholly on the other's side (myo-sim's rectus
+      abdominis) swaps names;
+    - any other fascicle that strays across the midline (a left longissimus thoracis
+      fascicle, LTpT_T12_l, lies on the right near the sacrum) is replaced by the mirror
+      image of its counterpart on the other side.
+    """
+    by_name = {f.name: f for f in fascicles}
+
+    def own_side(f: Fascicle) -> np.ndarray:  # > 0 on the side its name says
+        return f.path[:, 0] * (1.0 if f.side == "left" else -1.0)
+
+    def other_of(f: Fascicle) -> Fascicle | None:
+        return by_name.get(f.base + ("_r" if f.side == "left" else "_l"))
+
+    out = []
+    for f in fascicles:
+        x = own_side(f)
+        if not np.any(x < -MIDLINE_SLACK_MM):
+            out.append(f)
+            continue
+        other = other_of(f)
+        if other is not None and np.all(own_side(other) < -MIDLINE_SLACK_MM) and np.all(x < -MIDLINE_SLACK_MM):
+            flipped = "right" if f.side == "left" else "left"
+            out.append(Fascicle(f.name, f.base, flipped, f.path, f.fmax, f.fibre_len))
+        elif other is not None and not np.any(own_side(other) < -MIDLINE_SLACK_MM):
+            mirrored = other.path * np.array([-1.0, 1.0, 1.0])
+            out.append(Fascicle(f.name, f.base, f.side, mirrored, f.fmax, f.fibre_len))
+        else:
+            out.append(f)
+    return out
+
+
 # -- bones ---------------------------------------------------------------------------
 
 _SIDE_WORD = {"right": "right", "left": "left"}
@@ -355,6 +395,7 @@ def build(progress: Progress = _noop) -> Atlas:
         b.vertices = b.vertices - shift
     for fc in fascicles:
         fc.path = fc.path - shift
+    fascicles = fix_sides(fascicles)
     progress("building muscle volumes", 0.1)
     bone_pts = np.vstack([b.vertices for b in bones if b.region != "hand"])
     muscles = build_muscles(fascicles, lambda msg, f: progress(msg, 0.1 + 0.8 * f), bone_points=bone_pts)

@@ -122,6 +122,13 @@ def _contour_field(phi: np.ndarray, lo: np.ndarray, tolerance: float) -> tuple[n
     # manifold (quadric decimation did not)
     v = geo.smooth(v, f, iterations=10)
     v, f = geo.simplify_manifold(v, f, tolerance)
+    # simplification can pinch off slivers (a few mm^2) from thin places: drop them, or a
+    # needle deep in the body would meet a fleck of "skin"
+    m = trimesh.Trimesh(v, f, process=False)
+    pieces = m.split(only_watertight=False)
+    if len(pieces) > 1:
+        m = max(pieces, key=lambda c: c.area)
+        v, f = np.asarray(m.vertices, float), np.asarray(m.faces, np.int32)
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     if np.einsum("ij,ij->i", a, np.cross(b, c)).sum() < 0:
         f = f[:, ::-1].copy()
