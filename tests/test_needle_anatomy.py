@@ -172,3 +172,27 @@ def test_skin_and_fat_are_each_one_outer_and_one_inner_surface(habitus):
         assert len(parts) == 2, (habitus, sid, sorted(round(p.area) for p in parts)[:5])
         outer, inner = sorted(parts, key=lambda p: -abs(p.volume))
         assert outer.volume > 0 > inner.volume  # the inner surface faces inwards
+
+
+def test_skin_is_two_millimetres_thick_everywhere(atlas, index):
+    """A needle square to the skin crosses ~2 mm of skin wherever it enters (the inner
+    surface is the outer one offset inwards, not a second contour of a 4.5 mm grid)."""
+    import trimesh
+
+    from imssim.core.build.skin import SKIN_MM
+
+    s = atlas.get("skin")
+    mesh = trimesh.Trimesh(s.vertices, s.faces, process=False)
+    outer = max(mesh.split(only_watertight=False), key=lambda p: p.volume)
+    pts, fi = trimesh.sample.sample_surface(outer, 400, seed=7)
+    normals = outer.face_normals[fi]
+    thick = []
+    for p, n in zip(pts, normals):
+        tr = index.query(p + 3.0 * n, -n, 12.0)
+        first = tr.intervals[0] if tr.intervals else None
+        if first is not None and first.kind == "skin":
+            thick.append(first.exit_depth - first.entry_depth)
+    thick = np.array(thick)
+    assert len(thick) > 0.95 * len(pts)
+    assert np.median(thick) == pytest.approx(SKIN_MM, abs=0.3)
+    assert np.mean(np.abs(thick - SKIN_MM) < 0.5) > 0.9, np.percentile(thick, [5, 50, 95])

@@ -135,6 +135,17 @@ def _contour_field(phi: np.ndarray, lo: np.ndarray, tolerance: float) -> tuple[n
     return v, f
 
 
+def _offset_inwards(surface, mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The skin's inner surface: the outer one moved ``mm`` inwards along its vertex
+    normals, so the skin is the same thickness everywhere (contouring both levels on the
+    4.5 mm grid gave 1-3.5 mm). The smoothed envelope bends far more gently than 2 mm."""
+    import trimesh
+
+    v, f = surface
+    n = trimesh.Trimesh(v, f, process=False).vertex_normals  # outward: faces are oriented
+    return v - mm * n, f.copy()
+
+
 def _shell(outer, inner) -> tuple[np.ndarray, np.ndarray]:
     (vo, fo), (vi, fi) = outer, inner
     return np.vstack([vo, vi]), np.vstack([fo, fi[:, ::-1] + len(vo)]).astype(np.int32)
@@ -193,7 +204,7 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
         progress(f"skin: {h} build", 0.3 + 0.23 * i)
         outer_phi, inner_phi = fields[h]
         out_s = avg_outer if h == "average" else _contour_field(outer_phi, lo, SIMPLIFY_MM)
-        in_s = _contour_field(inner_phi, lo, SIMPLIFY_MM)
+        in_s = _offset_inwards(out_s, SKIN_MM)
         deep_s = _contour_field(np.maximum(deep, inner_phi + DEEP_MARGIN_MM), lo, DEEP_SIMPLIFY_MM)
         fat = FAT_MM[h]
         sv, sf = _shell(out_s, in_s)
