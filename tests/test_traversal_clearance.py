@@ -73,3 +73,31 @@ def test_far_structures_are_not_reported(scene):
     ix, _ = scene
     tr = ix.query((0, 0, 400), (0, 0, 1), 20)  # 280 mm above the tube
     assert tr.clearances == []
+
+
+def test_batch_shaft_clearances_match_single_queries(scene):
+    """``shaft_clearances`` (headless grading of thousands of needles) measures the whole
+    shaft like a single query does, not only the tip."""
+    ix, meshes = scene
+    rng = np.random.default_rng(11)
+    E = rng.uniform((-80, -80, 0), (120, 120, 120), size=(60, 3))
+    D = rng.normal(size=(60, 3))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    depth = rng.uniform(5, 70, size=60)
+    got = ix.shaft_clearances(E, D, depth)
+    assert got.shape == (len(ix.danger_ids), 60) and set(ix.danger_ids) == set(meshes)
+    compared = shaft_closer_than_tip = 0
+    for k in range(60):
+        tr = ix.query(E[k], D[k], depth[k], stop_at_bone=False)
+        for row, sid in enumerate(ix.danger_ids):
+            c = tr.clearance_to(sid)
+            if c is None or any(b.structure == sid for b in tr.breaches):
+                continue
+            assert got[row, k] == pytest.approx(c.shaft_mm, abs=0.6), (sid, k)
+            compared += 1
+            shaft_closer_than_tip += c.tip_mm - c.shaft_mm > 5.0
+        far = {c.structure for c in tr.clearances}
+        for row, sid in enumerate(ix.danger_ids):
+            if sid not in far:
+                assert got[row, k] > NEARBY_MM - 2 * SAMPLE_EDGE_MM, (sid, k, got[row, k])
+    assert compared >= 40 and shaft_closer_than_tip >= 5

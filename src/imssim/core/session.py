@@ -328,7 +328,7 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     """Grade a list of NeedleSpec (a placements file) without the window.
 
     ``batch=True`` traces all needles in one vectorised pass (``TissueIndex.query_batch``)
-    and measures danger clearance at the tip; ``batch=False`` is the naive way: one full
+    and measures danger clearance along the shaft (``TissueIndex.shaft_clearances``); ``batch=False`` is the naive way: one full
     session call per needle (``TissueIndex.query`` each).
     """
     if not batch:
@@ -348,21 +348,10 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     br = index.query_batch(E, D, dep)
     ids, kinds, harm = index.ids, index.kinds, index.harm
     phys, scorer = s.physiology, s.scorer
-    dnames = [ids[di] for di in index._danger]
-    dharm = [harm[di] for di in index._danger]
-    clear = np.full((len(dnames), n), np.inf)
-    for j, entry in enumerate(index._danger.values()):
-        # TissueIndex._danger holds (fine KD-tree, ..., box min, box max)
-        tree, lo, hi = entry[0], entry[-2], entry[-1]
-        # only tips within 100 mm of the structure's box can be within 100 mm of it
-        m = np.nonzero(np.all((br.tip > lo - 100.0) & (br.tip < hi + 100.0), axis=1))[0]
-        if len(m):
-            # approximate first (within a factor 1.5), exact where it matters (< 30 mm)
-            d, _ = tree.query(br.tip[m], distance_upper_bound=100.0, eps=0.5)
-            close = d < 30.0
-            if close.any():
-                d[close], _ = tree.query(br.tip[m[close]], distance_upper_bound=100.0)
-            clear[j, m] = d
+    dnames = index.danger_ids
+    dharm = [harm[ids.index(nm)] for nm in dnames]
+    # the whole shaft's clearance, as a session measures it
+    clear = index.shaft_clearances(E, D, br.depth)
     fin = np.isfinite(clear)
     tip_l = br.tip_structure.tolist()
     bone_l = br.bone_contact.tolist()

@@ -37,6 +37,7 @@ SAMPLE_EDGE_MM = 2.0  # danger surfaces are sampled at least this densely (clear
 COARSE_EDGE_MM = 8.0  # coarse danger samples bound the fine search (pruning only)
 FINE_WITHIN_MM = 30.0  # closer than this, clearances come from the fine samples
 SHAFT_STEP_MM = 1.0  # the shaft is sampled this densely for its clearance (error <= 0.5 mm)
+BATCH_COARSE_STEP_MM = 4.0  # batch clearances: the coarse pass samples the shaft this densely
 MAX_HITS = 256
 NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
 
@@ -698,6 +699,65 @@ class TissueIndex:
         return sorted(inside, key=lambda sid: -self.priority[self._sidx[sid]])
 
     # -- batches ----------------------------------------------------------------------
+    @property
+    def danger_ids(self) -> list[str]:
+        """Ids of the danger structures, in the order of :meth:`shaft_clearances` rows."""
+        return [self.ids[int(i)] for i in self._dkeys]
+
+    def shaft_clearances(self, entries, directions, depths, within: float = NEARBY_MM) -> np.ndarray:
+        """Distance (mm) from each needle's shaft, entry to tip, to every danger structure,
+        for many needles at once: an array (len(danger_ids), n), ``inf`` beyond ``within``.
+
+        Per danger structure: needles whose segment's bounding box is farther than
+        ``within`` from the structure's box are skipped; the coarse tree, on shaft samples
+        every BATCH_COARSE_STEP_MM, bounds the distance; where it can be under
+        FINE_WITHIN_MM the fine tree measures it on 1 mm samples around the coarse
+        samples that can hold the minimum (as :meth:`query` does: same accuracy there).
+        Farther clearances come from the coarse pass (at most rc + half a coarse step too
+        far). Breaches are not known here: the caller sets those to 0."""
+        E = np.asarray(entries, float).reshape(-1, 3)
+        D = np.asarray(directions, float).reshape(-1, 3)
+        D = D / np.linalg.norm(D, axis=1, keepdims=True)
+        dep = np.broadcast_to(np.asarray(depths, float), (len(E),))
+        n = len(E)
+        out = np.full((len(self._dkeys), n), np.inf)
+        if not n or not len(self._dkeys):
+            return out
+        T = E + D * dep[:, None]
+        slo, shi = np.minimum(E, T), np.maximum(E, T)
+        R = int(round(BATCH_COARSE_STEP_MM / SHAFT_STEP_MM))
+        half = 0.5 * BATCH_COARSE_STEP_MM
+        mf = max(2, int(np.ceil(dep.max() / SHAFT_STEP_MM)) + 1)
+        mc = (mf - 1 + R - 1) // R + 1
+        for row, i in enumerate(self._dkeys.tolist()):
+            fine, coarse, rc, lo, hi = self._danger[i]
+            gap = np.maximum(lo - shi, 0.0) + np.maximum(slo - hi, 0.0)  # box-to-box: a lower bound
+            cand = np.nonzero(np.sqrt(np.einsum("nk,nk->n", gap, gap)) <= within)[0]
+            if not len(cand):
+                continue
+            e, d, dp = E[cand], D[cand], dep[cand]
+            tc = np.minimum(np.arange(mc)[None, :] * BATCH_COARSE_STEP_MM, dp[:, None])
+            dc = coarse.query((e[:, None, :] + tc[..., None] * d[:, None, :]).reshape(-1, 3),
+                              distance_upper_bound=within + rc + half, workers=-1)[0].reshape(len(cand), mc)
+            best_up = dc.min(axis=1)
+            res = best_up.copy()
+            near = np.nonzero(best_up - rc - half <= FINE_WITHIN_MM)[0]
+            if len(near):
+                # fine samples that can hold the minimum: a fine sample |f - c| mm from its
+                # nearest coarse sample c is at least dc[c] - rc - |f - c| from the surface
+                fi = np.arange(mf)
+                ci = np.minimum((fi + R // 2) // R, mc - 1)
+                lower = dc[near][:, ci] - rc - np.abs(fi - ci * R)[None, :] * SHAFT_STEP_MM
+                rows, cols = np.nonzero(lower <= best_up[near, None])
+                tf = np.minimum(cols * SHAFT_STEP_MM, dp[near][rows])
+                pts = e[near][rows] + tf[:, None] * d[near][rows]
+                df = fine.query(pts, distance_upper_bound=FINE_WITHIN_MM + rc + SAMPLE_EDGE_MM + half, workers=-1)[0]
+                best = np.full(len(near), np.inf)
+                np.minimum.at(best, rows, df)
+                res[near] = np.where(np.isfinite(best), best, res[near])
+            out[row, cand] = np.where(res <= within, res, np.inf)
+        return out
+
     def query_batch(self, entries, directions, depths, stop_at_bone: bool = True) -> BatchResult:
         """Many needles at once: the tip structure, bone contact and first breach of each.
 
