@@ -39,6 +39,35 @@ def test_vtk_and_vtp_written_by_vtk(tmp_path, binary):
         assert np.allclose(v2, v, atol=1e-4) and (f2 == f).all(), name
 
 
+@pytest.mark.parametrize("header", ["UInt32", "UInt64"])
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("mode", ["inline", "appended-base64", "appended-raw"])
+def test_vtp_every_xml_encoding_vtk_writes(tmp_path, header, compressed, mode):
+    """Every data mode of vtk's own XML writer: inline binary (header and data base64-
+    encoded separately), appended base64 or raw, with or without zlib, 32/64-bit headers."""
+    import vtk
+
+    pv = pytest.importorskip("pyvista")
+    from imssim.core.importer.vtkfiles import read_vtp
+
+    pd = pv.Sphere(theta_resolution=12, phi_resolution=12)
+    w = vtk.vtkXMLPolyDataWriter()
+    w.SetInputData(pd)
+    w.SetFileName(str(tmp_path / "s.vtp"))
+    w.SetHeaderTypeToUInt64() if header == "UInt64" else w.SetHeaderTypeToUInt32()
+    if mode == "inline":
+        w.SetDataModeToBinary()
+    else:
+        w.SetDataModeToAppended()
+        w.SetEncodeAppendedData(mode == "appended-base64")
+    if not compressed:
+        w.SetCompressorTypeToNone()
+    assert w.Write() == 1
+    v, f = read_vtp(tmp_path / "s.vtp")
+    assert np.allclose(v, pd.points, atol=1e-5)
+    assert (f == pd.regular_faces).all()
+
+
 def test_trimesh_formats_and_corrupt_file(tmp_path):
     from imssim.core.importer.readers import MeshFileError, read_mesh
 
