@@ -196,3 +196,30 @@ def test_skin_is_two_millimetres_thick_everywhere(atlas, index):
     assert len(thick) > 0.95 * len(pts)
     assert np.median(thick) == pytest.approx(SKIN_MM, abs=0.3)
     assert np.mean(np.abs(thick - SKIN_MM) < 0.5) > 0.9, np.percentile(thick, [5, 50, 95])
+
+
+def test_fat_reaches_the_first_muscle_over_the_back(atlas, index):
+    """Skin, then fat, then muscle: no stretch of 'nothing' between the fat and the first
+    muscle or bone (the fat mesh's deep surface is approximate; the traversal extends the
+    fat to the deep fascia), and a tip stopped in that stretch is in fat."""
+    rng = np.random.default_rng(5)
+    z0, z1 = atlas.get("vertebra_L5").centroid[2], atlas.landmark("C7_spinous").xyz[2]  # above the natal cleft
+    gaps, tips_in_fat = [], 0
+    for _ in range(120):
+        hit = index.snap_to_skin(np.array([rng.uniform(-70, 70), 800.0, rng.uniform(z0, z1)]), [0, -1.0, 0])
+        tr = index.query(hit.point, [0, -1.0, 0], 60.0)
+        kinds = [iv.kind for iv in tr.intervals]
+        assert kinds[:2] == ["skin", "subcutaneous"], kinds
+        fat = tr.intervals[1]
+        deeper = [iv.entry_depth for iv in tr.intervals[2:] if iv.kind in ("muscle", "bone")]
+        nxt = min(deeper + ([tr.bone_contact.depth] if tr.bone_contact else []), default=None)
+        if nxt is None:
+            continue
+        gaps.append(nxt - fat.exit_depth)
+        # a needle stopped just short of the first muscle or bone has its tip in fat
+        short = index.query(hit.point, [0, -1.0, 0], nxt - 0.5)
+        tips_in_fat += "subcutaneous" in short.at_tip
+    gaps = np.array(gaps)
+    assert len(gaps) > 80
+    assert np.mean(np.abs(gaps) < 1.0) > 0.9, np.percentile(gaps, [50, 90])
+    assert tips_in_fat == len(gaps)

@@ -38,6 +38,7 @@ COARSE_EDGE_MM = 8.0  # coarse danger samples bound the fine search (pruning onl
 FINE_WITHIN_MM = 30.0  # closer than this, clearances come from the fine samples
 SHAFT_STEP_MM = 1.0  # the shaft is sampled this densely for its clearance (error <= 0.5 mm)
 BATCH_COARSE_STEP_MM = 4.0  # batch clearances: the coarse pass samples the shaft this densely
+FAT_TO_FASCIA_MM = 40.0  # fat extends over gaps up to this long to the first muscle (see _fat_to_fascia)
 MAX_HITS = 256
 NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
 
@@ -523,6 +524,7 @@ class TissueIndex:
                     )
                 )
         intervals.sort(key=lambda iv: (iv.entry_depth, iv.exit_depth))
+        self._fat_to_fascia(intervals, at_tip, t_tip - back)
         # most specific first; among equals the one entered last (innermost)
         entry_of = {iv.structure: iv.entry_depth for iv in intervals}
         at_tip.sort(key=lambda s: (-self.priority[s], -entry_of.get(self.ids[s], 0.0)))
@@ -553,6 +555,35 @@ class TissueIndex:
             clearances=clearances,
             fallbacks=fallbacks,
         )
+
+    def _fat_to_fascia(self, intervals: list[Interval], at_tip: list[int], actual: float) -> None:
+        """The subcutaneous fat reaches the first muscle or bone (in place).
+
+        The fat mesh's deep surface is contoured on a 4.5 mm grid a little off the muscles
+        and bridges the dips between them, so a needle leaving it often meets nothing for a
+        few millimetres (median 5 mm over the back) before the first muscle. That space is
+        fat down to the deep fascia: the first fat interval is extended to the next
+        structure's entry, or to the tip if nothing follows within FAT_TO_FASCIA_MM."""
+        k = next((k for k, iv in enumerate(intervals) if iv.kind == "subcutaneous"), None)
+        while k is not None:
+            fat = intervals[k]
+            if not fat.exited:
+                return
+            after = [(iv.entry_depth, j) for j, iv in enumerate(intervals)
+                     if j != k and iv.entry_depth >= fat.exit_depth - EPS]
+            if after:
+                nxt, j = min(after)
+                if nxt - fat.exit_depth > FAT_TO_FASCIA_MM:
+                    return
+                intervals[k] = Interval(fat.structure, fat.kind, fat.entry_depth, max(nxt, fat.exit_depth), True)
+                # more of the fat mesh further on (a fold): the layer goes on from there
+                k = j if intervals[j].kind == "subcutaneous" else None
+            else:
+                if actual - fat.exit_depth <= FAT_TO_FASCIA_MM:
+                    intervals[k] = Interval(fat.structure, fat.kind, fat.entry_depth, actual, exited=False)
+                    if self._sidx[fat.structure] not in at_tip:
+                        at_tip.append(self._sidx[fat.structure])
+                return
 
     def _fallback_intervals(self, s: int, origin: np.ndarray, d: np.ndarray, t_exit: float) -> list[float]:
         """Exact crossings of one structure alone; winding number where parity fails."""
