@@ -361,3 +361,39 @@ def test_interrupted_session_resumes_from_its_recording(qtbot, atlas, index):
     assert c.needles[0].depth == pytest.approx(depth) and np.allclose(c.needles[0].entry, entry)
     c.advance(2)
     assert c.needles[0].depth == pytest.approx(depth + 2)
+
+
+def test_lists_and_text_fields_keep_their_keys(win, atlas, index, qtbot):
+    """Up/Down move the needle from the 3D view, but walk the structure list when it has
+    the focus (and type into the filter field); the list is in natural order (T2 before T10)."""
+    target = Placement.from_landmark(index, "L5_spinous", depth=20, lateral_mm=10, side="right")
+    qtbot.keyClick(win, Qt.Key_N)
+    click_world(win, target.entry)
+    n = win.controller.current
+    assert n is not None
+    win.view3d.interactor.setFocus()
+    qtbot.keyClick(win, Qt.Key_Up)
+    depth = n.depth
+    assert depth == pytest.approx(1.0)
+    names = [win.structure_proxy.index(r, 0).data() for r in range(win.structure_proxy.rowCount())]
+    assert names.index("T2 vertebra  (bone)") < names.index("T10 vertebra  (bone)")
+    lst = win.structure_list
+    lst.setFocus()
+    lst.setCurrentIndex(win.structure_proxy.index(0, 0))
+    qtbot.keyClick(lst, Qt.Key_Down)
+    qtbot.keyClick(lst, Qt.Key_Down)
+    assert lst.currentIndex().row() == 2
+    assert n.depth == pytest.approx(depth)  # the needle did not move
+    assert win.controller.selected == win.structure_proxy.index(2, 0).data(Qt.UserRole)
+    qtbot.keyClick(lst, Qt.Key_Up)
+    assert lst.currentIndex().row() == 1 and n.depth == pytest.approx(depth)
+    # typing a letter that is also a shortcut (N, S, A ...) goes into the filter field
+    win.filter_edit.setFocus()
+    qtbot.keyClicks(win.filter_edit, "sartorius")
+    assert win.filter_edit.text() == "sartorius" and win.controller.tool == "needle"
+    qtbot.keyClick(win.filter_edit, Qt.Key_Left)
+    qtbot.keyClick(win.filter_edit, Qt.Key_Delete)
+    assert win.filter_edit.text() == "sartoriu" and len(win.controller.needles) == 1
+    win.view3d.interactor.setFocus()
+    qtbot.keyClick(win, Qt.Key_Up)
+    assert n.depth == pytest.approx(depth + 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 from PySide6 import QtCore, QtGui, QtWidgets
 from pyvistaqt import QtInteractor
@@ -40,6 +41,32 @@ def _rgb(c) -> str:
 
 class StructureFilter(QtCore.QSortFilterProxyModel):
     pass
+
+
+def natural_key(text: str) -> list:
+    """Sort "T2" before "T10" (numbers compare as numbers)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+#: keys a list, text field or drop-down needs for itself: while one of those has the focus
+#: the window's shortcuts on these keys (Up/Down move the needle, Tab selects a needle,
+#: Delete removes one, Esc picks the look tool) give way to the widget
+WIDGET_KEYS = {Qt.Key_Up, Qt.Key_Down, Qt.Key_Left, Qt.Key_Right, Qt.Key_PageUp, Qt.Key_PageDown,
+               Qt.Key_Home, Qt.Key_End, Qt.Key_Tab, Qt.Key_Backtab, Qt.Key_Delete, Qt.Key_Backspace,
+               Qt.Key_Escape, Qt.Key_Return, Qt.Key_Enter}
+
+
+class WidgetKeys(QtCore.QObject):
+    """Event filter: a focused input widget keeps its navigation and editing keys."""
+
+    def eventFilter(self, obj, ev):  # noqa: N802 (Qt API)
+        if ev.type() == QtCore.QEvent.ShortcutOverride:
+            key = ev.key()
+            typing = isinstance(obj, QtWidgets.QLineEdit) and ev.text().isprintable() and ev.text() != ""
+            if key in WIDGET_KEYS or typing:
+                ev.accept()  # delivered to the widget as an ordinary key press
+                return True
+        return False
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -80,6 +107,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.interactor.installEventFilter(self)
         self.view3d.interactor.setMouseTracking(True)
         self.resizeDocks([self.explore_dock, self.needle_dock], [300, 330], Qt.Horizontal)
+        self._widget_keys = WidgetKeys(self)
+        for cls in (QtWidgets.QAbstractItemView, QtWidgets.QLineEdit, QtWidgets.QComboBox,
+                    QtWidgets.QAbstractSpinBox, QtWidgets.QTextEdit):
+            for wdg in self.findChildren(cls):
+                wdg.installEventFilter(self._widget_keys)
         self._on_mode(mode)
         self._refresh_readout(None)
         self.status.showMessage("N: needle tool, then click the skin.  F1: all shortcuts.")
@@ -258,7 +290,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.filter_edit.setPlaceholderText("Filter, e.g. multifidus L5   [Ctrl+F]")
         self.filter_edit.setClearButtonEnabled(True)
         self.structure_model = QtGui.QStandardItemModel(self)
-        for s in sorted(self.atlas, key=lambda s: (s.kind, s.name)):
+        for s in sorted(self.atlas, key=lambda s: (s.kind, natural_key(s.name))):
             it = QtGui.QStandardItem(f"{s.name}  ({s.kind})")
             it.setData(s.id, Qt.UserRole)
             it.setEditable(False)
@@ -272,6 +304,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.structure_list.setToolTip("Click: highlight. Double-click: highlight and look at it.")
         self.structure_list.clicked.connect(lambda ix: self._list_select(ix, False))
         self.structure_list.doubleClicked.connect(lambda ix: self._list_select(ix, True))
+        # keyboard: Up/Down walk the list (highlighting as they go), Enter looks at it
+        self.structure_list.selectionModel().currentChanged.connect(
+            lambda ix, _prev: ix.isValid() and self.structure_list.hasFocus() and self._list_select(ix, False))
+        self.structure_list.activated.connect(lambda ix: self._list_select(ix, True))
         sv.addWidget(self.filter_edit)
         sv.addWidget(self.structure_list, 1)
         self.structure_hidden_label = QtWidgets.QLabel("Names are hidden in quiz and exam mode.")
