@@ -397,3 +397,28 @@ def test_lists_and_text_fields_keep_their_keys(win, atlas, index, qtbot):
     win.view3d.interactor.setFocus()
     qtbot.keyClick(win, Qt.Key_Up)
     assert n.depth == pytest.approx(depth + 1.0)
+
+
+def test_the_case_body_build_sets_skin_fat_and_depths(win, atlas, index, qtbot):
+    """A lean patient's case shows and needles through the lean build's skin and fat; an
+    average one brings the average build back (kept, not rebuilt)."""
+    c = win.controller
+    x, z = -40.0, atlas.get("vertebra_L3").centroid[2]
+
+    def fat_mm():
+        hit = c.index.snap_to_skin(np.array([x, 800.0, z]), [0, -1.0, 0])
+        tr = c.index.query(hit.point, [0, -1.0, 0], 40.0)
+        return sum(iv.exit_depth - iv.entry_depth for iv in tr.intervals if iv.kind == "subcutaneous"), hit.point[1]
+
+    avg_fat, avg_skin_y = fat_mm()
+    assert win.open_scenario("thoracic-pneumothorax-risk")  # habitus: lean
+    assert c.scenario.patient.habitus == "lean" and c.atlas.meta["habitus"] == "lean"
+    assert c.index is not index and c.session.index is c.index and win.atlas is c.atlas
+    lean_fat, lean_skin_y = fat_mm()
+    assert lean_fat < avg_fat - 1.5 and lean_skin_y < avg_skin_y - 1.5
+    # the scene shows the lean skin: its actor's mesh is the lean mesh
+    shown = c.scene.actors["skin"].mapper.GetInput()
+    assert shown.GetNumberOfPoints() == len(c.atlas.get("skin").vertices)
+    assert np.allclose(np.asarray(shown.GetPoints().GetData())[:5], c.atlas.get("skin").vertices[:5], atol=1e-3)
+    assert win.open_scenario("l5-radiculopathy-low-back")  # average build
+    assert c.atlas.meta["habitus"] == "average" and c.index is index

@@ -80,6 +80,7 @@ class Controller:
         self.scene = AtlasScene.build(plotter, atlas)
         self.overlay = Overlay(self.scene)
         self.index = index if index is not None else TissueIndex(atlas)
+        self._indexes: dict[str, TissueIndex] = {}  # per body build, once used
         self.needles: list[PlacedNeedle] = []
         self.active: int | None = None
         self.needle_spec = Needle(50.0, 0.25)
@@ -527,6 +528,7 @@ class Controller:
         from ..core.scenario import derive_targets, load_scenario, resolve_locus
 
         sc = load_scenario(name_or_path, self.atlas)
+        self.use_habitus(sc.patient.habitus)
         targets = derive_targets(sc, self.atlas)
         loci = []
         for f in sc.patient.findings:
@@ -545,6 +547,30 @@ class Controller:
         self.set_mode(mode or sc.modes.default)
         self.emit("scenario", scenario=sc)
         return sc
+
+    def use_habitus(self, habitus: str | None) -> bool:
+        """Switch to the patient's body build (lean, average, obese): the built-in atlas's
+        skin and fat for that build, in the scene and in the tissue index (kept per build,
+        so switching back is instant). Atlases without builds are left as they are.
+        Returns True if the atlas changed."""
+        have = self.atlas.meta.get("habitus")
+        if habitus is None or have is None or habitus == have:
+            return False
+        from ..core import store
+
+        new = store.load_atlas(self.atlas.name, habitus=habitus)
+        if new.meta.get("habitus") != habitus:
+            return False
+        self._indexes[have] = self.index
+        index = self._indexes.get(habitus)
+        if index is None:
+            self.say(f"Preparing the {habitus} build (skin and fat) ...")
+            index = TissueIndex(new)
+        self.atlas, self.index = new, index
+        self.scene.update_meshes(new, [s.id for s in new if s.kind in ("skin", "subcutaneous")])
+        self.emit("atlas", atlas=new, habitus=habitus)
+        self.render()
+        return True
 
     def new_attempt(self):
         """Start the same case again (a fresh session and recording)."""

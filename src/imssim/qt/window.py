@@ -417,7 +417,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- controller -> widgets --------------------------------------------------------------
     def _on_core_event(self, event: str, data: dict) -> None:
-        if event == "needle":
+        if event == "atlas":
+            self.atlas = data["atlas"]
+        elif event == "needle":
             self._refresh_readout(data["readout"])
         elif event == "feedback":
             style = LEVEL_STYLE.get(data["level"], "")

@@ -92,6 +92,14 @@ class AtlasScene:
             scene.actors[s.id] = actor
         return scene
 
+    def update_meshes(self, atlas: Atlas, ids) -> None:
+        """Show ``atlas``'s meshes for ``ids`` in the existing actors (same structure ids,
+        e.g. another body build's skin and fat); style, opacity and visibility are kept."""
+        self.atlas = atlas
+        for sid in ids:
+            if sid in self.actors and sid in atlas.structures:
+                self.actors[sid].mapper.SetInputData(to_polydata(atlas.structures[sid]))
+
     def set_kind_visible(self, kind: str, visible: bool) -> None:
         for sid, a in self.actors.items():
             if self.atlas.structures[sid].kind == kind:
