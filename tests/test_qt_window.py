@@ -335,7 +335,7 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     win.finish_button.click()
     d = win.report_dialog
     text = d.text.toPlainText()
-    assert c.report.summary in text and "Targets not reached" in text
+    assert c.report.summary in text and "Targets not reached" in text and "Segment call: L5, as in this case." in text
     assert c.overlay.marker_count("missed") == len(c.missed_targets()) > 0
     files = win.export(tmp_path / "out")
     assert [f.suffix for f in files] == [".json", ".txt", ".jsonl"]
@@ -351,6 +351,13 @@ def test_interrupted_session_resumes_from_its_recording(qtbot, atlas, index):
     n = _to_locus(w1, index)
     w1.controller.withdraw(4)
     depth, entry = n.depth, n.entry.copy()
+    # examine, call the segment and answer a quiz question too
+    pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=15, side="right")
+    found = w1.controller.palpate_at(pl.entry, pl.normal)
+    assert found
+    w1.controller.mark_segment("L5")
+    q0 = w1.controller.quiz[0]
+    ans = w1.controller.answer_quiz(0, q0.answers[0])
     path = w1.controller.recording_path
     assert path.exists() and path.stat().st_size > 0  # written as the session goes
     w1.close()  # "interrupted": never finished
@@ -359,8 +366,17 @@ def test_interrupted_session_resumes_from_its_recording(qtbot, atlas, index):
     c = w2.controller
     assert c.scenario.id == "l5-radiculopathy-low-back" and len(c.needles) == 1
     assert c.needles[0].depth == pytest.approx(depth) and np.allclose(c.needles[0].entry, entry)
+    # the palpation marker, the segment call and the quiz answer are shown again
+    assert c.overlay.marker_count("palpation") == 1
+    assert [f["kind"] for f in c.palpated] == [f["kind"] for f in found]
+    assert c.marked_segments == ["L5"] and "L5" in w2.segments_label.text()
+    assert c.quiz_answers[0]["correct"] == ans["correct"] is True
+    assert "Answered 1 of" in w2.quiz_panel.total.text()
     c.advance(2)
     assert c.needles[0].depth == pytest.approx(depth + 2)
+    r = c.finish()
+    assert r.segment_call == {"marked": ["L5"], "case": ["L5"], "right": True,
+                              "sentence": "Segment call: L5, as in this case."}
 
 
 def test_lists_and_text_fields_keep_their_keys(win, atlas, index, qtbot):

@@ -163,3 +163,26 @@ def test_a_refused_call_is_recorded_and_refused_again_on_replay(index, l5, tmp_p
     rep = s.finish(t=3.0)
     r2 = Session.replay(read_recording(path), index.atlas, l5, index=index)
     assert r2.finish().to_dict() == rep.to_dict()
+
+
+def test_segment_call_and_palpation_place_are_recorded_replayed_and_reported(index, l5, tmp_path):
+    path = tmp_path / "call.jsonl"
+    s = Session(index.atlas, l5, seed=3, index=index, record_to=path)
+    s.palpate("multifidus_L5_r", t=1.0, point=[-15.0, 250.0, 1000.0], normal=[0.0, 1.0, 0.0])
+    s.mark_segments(["L4"], t=2.0)
+    s.mark_segments(["L5"], t=3.0)  # a later call replaces the earlier one
+    with pytest.raises(Exception, match="segment 'X9'"):
+        s.mark_segments(["X9"], t=4.0)
+    rep = s.finish(t=5.0)
+    assert rep.segment_call == {"marked": ["L5"], "case": list(l5.diagnosis.segments), "right": True,
+                                "sentence": "Segment call: L5, as in this case."}
+    assert "Segment call: L5" in rep.format_text() and rep.to_dict()["segment_call"]["right"] is True
+    rec = read_recording(path)
+    acts = [a for a in rec.actions if a["name"] in ("palpate", "mark")]
+    assert acts[0]["point"] == [-15.0, 250.0, 1000.0] and acts[0]["normal"] == [0.0, 1.0, 0.0]
+    assert [a["segments"] for a in acts[1:]] == [["L4"], ["L5"]]
+    r2 = Session.replay(rec, index.atlas, l5, index=index)
+    assert r2.marked_segments == ["L5"] and r2.finish().to_dict() == rep.to_dict()
+    wrong = Session(index.atlas, l5, seed=3, index=index)
+    wrong.mark_segments(["L4", "L5"])
+    assert wrong.finish().segment_call["right"] is False

@@ -69,6 +69,7 @@ class Session:
         self.events: list[Event] = []
         self.samples: list[PoseSample] = []
         self.quiz_answers: dict[str, bool] = {}
+        self.marked_segments: list[str] = []
         self.listeners: list = []  # callables(event)
         self._clock = clock or time.monotonic
         self._t0 = self._clock()
@@ -202,18 +203,46 @@ class Session:
     def remove(self, i: int, t=None) -> PoseSample:
         return self._move("remove", i, t, lambda k, t: k.remove(t))
 
-    def palpate(self, structure: str, t=None) -> PalpationFinding:
+    def palpate(self, structure: str, t=None, point=None, normal=None) -> PalpationFinding:
+        """Press on the skin over ``structure``; ``point``/``normal`` (where on the skin, the
+        skin's outward normal) are recorded so a resumed session can show the marker again."""
         try:
             sid = self.atlas.get(structure).id
         except Exception as e:
             raise SessionError(str(e)) from None
-        t = self._act("palpate", t, structure=sid)
+        where = {}
+        if point is not None:
+            where["point"] = [round(float(x), 3) for x in point]
+        if normal is not None:
+            where["normal"] = [round(float(x), 5) for x in normal]
+        t = self._act("palpate", t, structure=sid, **where)
+        f = self.feel(sid)
+        self._emit([Event(t, "palpation", None, sid, f.message, {"supersensitivity": f.supersensitivity,
+                                                                  "tender": f.tender})])
+        return f
+
+    def feel(self, structure: str) -> PalpationFinding:
+        """How ``structure`` feels under the fingers (nothing recorded: see :meth:`palpate`)."""
+        sid = self.atlas.get(structure).id
         s = self.physiology.supersensitivity(sid)
         name = self.atlas.structures[sid].name
         tender = s >= 0.2
         msg = (f"The {name} is tender, with a taut, ropy band." if tender else f"The {name} feels normal.")
-        self._emit([Event(t, "palpation", None, sid, msg, {"supersensitivity": s, "tender": tender})])
         return PalpationFinding(sid, tender, tender, s, msg)
+
+    def mark_segments(self, segments, t=None) -> list[str]:
+        """The trainee's call on the involved spinal segment(s) (replaces the earlier call)."""
+        from .atlas import segment_index
+
+        segs = [str(x) for x in segments]
+        for g in segs:
+            try:
+                segment_index(g)
+            except Exception as e:
+                raise SessionError(f"segment {g!r}: {e}") from None
+        self._act("mark", t, segments=segs)
+        self.marked_segments = segs
+        return segs
 
     def answer_quiz(self, item, answer, t=None) -> bool:
         if self.scenario is None or not self.scenario.quiz:
@@ -261,6 +290,8 @@ class Session:
             quiz = {"items": len(self.scenario.quiz), "correct": sum(self.quiz_answers.values()),
                     "answers": dict(self.quiz_answers)}
         self.finished = self.scorer.finish(quiz)
+        if self.scenario is not None and self.marked_segments:
+            self.finished.segment_call = segment_call(self.marked_segments, self.scenario.diagnosis.segments)
         self._record({"type": "report", "t": t, "total": round(self.finished.total, 4), "passed": self.finished.passed})
         if self.recorder is not None:
             self.recorder.close()
@@ -286,7 +317,22 @@ class Session:
         return s
 
 
-ACTIONS = ("insert", "advance", "withdraw", "set_depth", "redirect", "piston", "remove", "palpate", "answer", "finish")
+def segment_call(marked, case) -> dict:
+    """How the trainee's call on the involved segments compares with the case's (reported,
+    not weighted: the needles' segments carry the score)."""
+    marked, case = [str(x) for x in marked], [str(x) for x in case]
+    hit, extra = [g for g in case if g in marked], [g for g in marked if g not in case]
+    right = bool(hit) and not extra and len(hit) == len(case)
+    if right:
+        sent = f"Segment call: {', '.join(marked)}, as in this case."
+    else:
+        sent = (f"Segment call: you marked {', '.join(marked)}; this case's segment"
+                f"{'s are' if len(case) > 1 else ' is'} {', '.join(case)}.")
+    return {"marked": marked, "case": case, "right": right, "sentence": sent}
+
+
+ACTIONS = ("insert", "advance", "withdraw", "set_depth", "redirect", "piston", "remove", "palpate", "mark", "answer",
+           "finish")
 
 
 def _replace_last(track: NeedleTrack, pose):
@@ -313,7 +359,9 @@ def apply_action(s: Session, a: dict):
         if name == "remove":
             return s.remove(a["needle"], t)
         if name == "palpate":
-            return s.palpate(a["structure"], t)
+            return s.palpate(a["structure"], t, a.get("point"), a.get("normal"))
+        if name == "mark":
+            return s.mark_segments(a["segments"], t)
         if name == "answer":
             return s.answer_quiz(a["item"], a["answer"], t)
         if name == "finish":

@@ -637,6 +637,20 @@ class Controller:
                              trk.needle.length_mm, k=k, depth=p.depth)
             self.needles.append(n)
         self._activate(len(self.needles) - 1 if self.needles else None)
+        # what else the trainee did: palpation markers, the segment call, quiz answers
+        items = self.quiz
+        for a in rec.actions:
+            if a.get("name") == "palpate" and a.get("point") is not None and a.get("normal") is not None:
+                self.palpate_at(a["point"], a["normal"], record=False)
+            elif a.get("name") == "answer":
+                k = next((j for j, q in enumerate(items) if str(q.id or j) == str(a.get("item"))), None)
+                if k is None and str(a.get("item")).isdigit():
+                    k = int(a["item"])
+                if k is not None and k < len(items):
+                    ans = a.get("answer")
+                    self.answer_quiz(k, ans if items[k].type == "multiple_choice" else (ans or None), record=False)
+        self.marked_segments = list(self.session.marked_segments)
+        self.emit("segments", segments=list(self.marked_segments))
         self.say(f"Resumed: {len(rec.actions)} recorded actions replayed, {len(self.needles)} needle(s) in place.",
                  "good")
         self._update()
@@ -711,9 +725,10 @@ class Controller:
             return []
         return self.palpate_at(hit.point, hit.normal)
 
-    def palpate_at(self, point, normal_out) -> list[dict]:
+    def palpate_at(self, point, normal_out, record: bool = True) -> list[dict]:
         """Press on the skin at ``point``: the scenario's tender points and taut bands under
-        the fingers (within a locus radius, or the finding's muscle lying under the skin)."""
+        the fingers (within a locus radius, or the finding's muscle lying under the skin).
+        ``record=False`` only shows it again (a resumed session's palpations)."""
         if self.scenario is None:
             self.say("Load a scenario to palpate a patient (Ctrl+O).", "warn")
             return []
@@ -732,8 +747,11 @@ class Controller:
             if hit:
                 found.append({"kind": f.kind, "text": f.description, "structure": f.structure})
         muscle = next((sid for sid in under if self.atlas.structures[sid].kind == "muscle"), None)
-        if muscle is not None and self.session.finished is None:
-            pf = self._call(self.session.palpate, muscle)  # recorded; the physiology says how it feels
+        if muscle is not None and (not record or self.session.finished is None):
+            if record:  # recorded (with where on the skin); the physiology says how it feels
+                pf = self._call(self.session.palpate, muscle, None, point, normal_out)
+            else:
+                pf = self.session.feel(muscle)
             if pf is not None and pf.tender and not found:
                 found.append({"kind": "taut_band" if pf.taut_band else "tender_point", "structure": muscle,
                               "text": "Tender, with a taut, ropy band; the patient flinches."
@@ -745,12 +763,15 @@ class Controller:
                 r["point"] = point
                 self.palpated.append(r)
                 what = {"tender_point": "Tender point", "taut_band": "Taut band"}.get(r["kind"], "Finding")
-                self.say(f"{what}: {r['text']}", "good")
+                if record:
+                    self.say(f"{what}: {r['text']}", "good")
         else:
             self.palpated.append({"kind": "none", "text": "", "structure": None, "point": point})
-            self.say("Nothing remarkable under your fingers here.")
+            if record:
+                self.say("Nothing remarkable under your fingers here.")
         self.emit("palpation", found=found, point=point)
-        self.render()
+        if record:
+            self.render()
         return found
 
     def mark_segment(self, segment: str, on: bool = True) -> None:
@@ -762,6 +783,8 @@ class Controller:
             self.marked_segments.append(segment)
         if not on and segment in self.marked_segments:
             self.marked_segments.remove(segment)
+        if self.scenario is not None and self.session.finished is None:
+            self._call(self.session.mark_segments, list(self.marked_segments))  # recorded, reported
         self.emit("segments", segments=list(self.marked_segments))
 
     def show_targets(self, on: bool) -> None:
@@ -789,8 +812,9 @@ class Controller:
             self.set_tool("look")
         self.emit("quiz_question", index=i)
 
-    def answer_quiz(self, i: int, answer) -> dict:
-        """Answer question ``i``: choice index/indices, or a structure id (pick questions)."""
+    def answer_quiz(self, i: int, answer, record: bool = True) -> dict:
+        """Answer question ``i``: choice index/indices, or a structure id (pick questions).
+        ``record=False`` only shows a resumed session's answer again."""
         q = self.quiz[i]
         if q.type == "multiple_choice":
             given = sorted({int(a) for a in (answer if isinstance(answer, (list, tuple, set)) else [answer])})
@@ -801,11 +825,12 @@ class Controller:
             correct = answer is not None and answer in q.answer
             shown = "nothing" if answer is None else self.label(answer)
             self.quiz_pending = None
-        if self.session.finished is None:
+        if record and self.session.finished is None:
             self._call(self.session.answer_quiz, i, given if q.type == "multiple_choice" else (answer or ""))
         r = {"index": i, "answer": given, "shown": shown, "correct": correct, "explanation": q.explanation}
         self.quiz_answers[i] = r
-        self.say(("Right: " if correct else f"Not quite ({shown}): ") + q.explanation, "good" if correct else "warn")
+        if record:
+            self.say(("Right: " if correct else f"Not quite ({shown}): ") + q.explanation, "good" if correct else "warn")
         self.emit("quiz_answer", **r)
         return r
 

@@ -1039,10 +1039,9 @@ class ReportDialog(QtWidgets.QDialog):
             out.append("<h4 style='color:#c25a00'>Targets not reached (shown orange on the body)</h4><ul>"
                        + "".join(f"<li>{e(t.name)} ({e(t.kind)}, {e(', '.join(t.segments))})</li>" for t in missed)
                        + "</ul>")
-        if c.marked_segments and c.scenario is not None:
-            right = sorted(set(c.marked_segments)) == sorted(c.scenario.diagnosis.segments)
-            out.append(f"<p>You marked <b>{e(', '.join(c.marked_segments))}</b>; the case's segment(s): "
-                       f"<b>{e(', '.join(c.scenario.diagnosis.segments))}</b> - {'right' if right else 'not quite'}.</p>")
+        if r.segment_call:  # the session's comparison of the marked segments with the case's
+            sc = r.segment_call
+            out.append(f"<p style='color:{'#1d7a35' if sc['right'] else '#c25a00'}'>{e(sc['sentence'])}</p>")
         if r.quiz:
             out.append(f"<p>Quiz: {r.quiz['correct']} of {r.quiz['items']} right.</p>")
         if c.recording_path is not None:

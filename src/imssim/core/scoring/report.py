@@ -22,6 +22,7 @@ class Report:
     quiz: dict | None = None
     summary: str = ""
     needles: list[dict] = field(default_factory=list)
+    segment_call: dict | None = None  # the trainee's marked segments vs the case's (not weighted)
 
     def metric(self, name: str) -> MetricResult:
         for m in self.metrics:
@@ -35,6 +36,7 @@ class Report:
                 "summary": self.summary,
                 "families": {k: None if v is None else round(v, 4) for k, v in self.families.items()},
                 "weights": self.weights, "quiz": self.quiz, "needles": self.needles,
+                "segment_call": self.segment_call,
                 "metrics": [m.to_dict() for m in self.metrics]}
 
     def format_text(self) -> str:
@@ -52,6 +54,8 @@ class Report:
             lines.append(f"  {m.name:16s} {v:>8s} {m.unit:10s} {m.sentence}")
         if self.quiz:
             lines.append(f"  quiz: {self.quiz['correct']} of {self.quiz['items']} right")
+        if self.segment_call:
+            lines.append("  " + self.segment_call["sentence"])
         return "\n".join(lines)
 
 
