@@ -83,8 +83,44 @@ def main() -> None:
     print(f"render per frame: median {r:.1f} ms (goal: update + render < 33 ms) -> update + render {u + r:.1f} ms")
     print(f"needle actor update in place: {med(inplace) * 1e3:.3f} ms vs naive rebuild of a tube mesh "
           f"{med(naive) * 1e3:.2f} ms ({med(naive) / med(inplace):.0f}x faster)")
+    bench_slice(atlas, c.index)
     pl.close()
     c.session.close()
+
+
+def bench_slice(atlas, index) -> None:
+    """The slice view's cut: culled per structure and face vs cutting every mesh whole (naive);
+    and what a needle move costs the slice view (a cache hit: same entry and direction)."""
+    import trimesh
+
+    from imssim.core.needle import Placement
+    from imssim.core.slice import SliceCache, needle_slice
+
+    poses = [Placement.from_landmark(index, lm, depth=0, lateral_mm=lat, side="right")
+             for lm in ("L5_spinous", "L3_spinous", "T4_spinous", "C6_spinous") for lat in (15, 30, 45)]
+    fast, naive = [], []
+    for p in poses:
+        t0 = time.perf_counter()
+        needle_slice(atlas, p.entry, p.direction, 50, "sagittal")
+        fast.append(time.perf_counter() - t0)
+    for p in poses[:3]:
+        t0 = time.perf_counter()
+        across_n = np.cross(p.direction, [0.0, 0.0, 1.0])
+        for s in atlas:
+            trimesh.intersections.mesh_plane(trimesh.Trimesh(s.vertices, s.faces, process=False),
+                                             across_n, p.entry)
+        naive.append(time.perf_counter() - t0)
+    cache = SliceCache()
+    cache.get(atlas, poses[0].entry, poses[0].direction, 50, "sagittal")
+    hits = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        cache.get(atlas, poses[0].entry, poses[0].direction, 50, "sagittal")
+        hits.append(time.perf_counter() - t0)
+    med = statistics.median
+    print(f"slice along the needle (new entry/direction/plane): median {med(fast) * 1e3:.1f} ms vs naive "
+          f"cut of every whole mesh {med(naive) * 1e3:.0f} ms ({med(naive) / med(fast):.0f}x); "
+          f"advance/withdraw reuses the cut: {med(hits) * 1e6:.0f} us")
 
 
 if __name__ == "__main__":

@@ -438,3 +438,34 @@ def test_the_case_body_build_sets_skin_fat_and_depths(win, atlas, index, qtbot):
     assert np.allclose(np.asarray(shown.GetPoints().GetData())[:5], c.atlas.get("skin").vertices[:5], atol=1e-3)
     assert win.open_scenario("l5-radiculopathy-low-back")  # average build
     assert c.atlas.meta["habitus"] == "average" and c.index is index
+
+
+def test_slice_view_follows_the_needle(win, atlas, index, qtbot):
+    assert win.slice_dock.isHidden() and "V" in dict(win.shortcut_rows())
+    win.view_buttons["lumbar"].click()
+    win.controller.set_tool("needle")
+    click_world(win, Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=22, side="right").entry)
+    qtbot.keyClick(win, Qt.Key_V)  # the shortcut shows the dock
+    assert not win.slice_dock.isHidden() and win.actions["V"].isChecked()
+    sv = win.slice_view
+    assert sv.slice is not None and sv.depth == 0.0
+    for _ in range(3):
+        win.controller.advance(5.0)
+    n = win.controller.current
+    assert sv.depth == pytest.approx(n.depth) == pytest.approx(15.0)
+    assert sv.cache.computed == 1  # advancing moves the tip on the same cut
+    assert sv.tip_label == win.controller.readout()["tip"] and sv.tip_label in win.r_tip.text()
+    # the picture: outlines drawn over the dark background, with the needle in it
+    img = sv.grab().toImage()
+    cols = {img.pixel(x, y) for x in range(0, img.width(), 3) for y in range(0, img.height(), 3)}
+    assert len(cols) > 20
+    win.slice_plane.setCurrentIndex(1)
+    assert sv.slice.plane == "transverse" and sv.cache.computed == 2
+    win.controller.aim(d_medial=4.0)  # a new direction is a new cut
+    assert sv.cache.computed == 3
+    # exam mode: the tip is not named in the slice either
+    win.set_mode("exam")
+    win.controller.advance(1.0)
+    assert sv.tip_label == "(hidden)"
+    qtbot.keyClick(win, Qt.Key_V)
+    assert win.slice_dock.isHidden() and not win.actions["V"].isChecked()

@@ -138,6 +138,11 @@ def main(out: Path) -> None:
         if c.current.stopped:
             break
     shot("danger")
+    # the same needle in the slice view (sagittal: ribs in section, the pleura in red)
+    w.show_slice(True)
+    settle(app, 10)
+    shot("slice")
+    w.show_slice(False)
     # quiz
     w.open_scenario("l5-radiculopathy-low-back", mode="quiz")
     c.view("lumbar")

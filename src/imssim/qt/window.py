@@ -101,6 +101,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_toolbar()
         self._build_explore_dock()
         self._build_needle_dock()
+        self._build_slice_dock()
         self.status = self.statusBar()
         self.hover_label = QtWidgets.QLabel("")
         self.status.addPermanentWidget(self.hover_label)
@@ -140,6 +141,12 @@ class MainWindow(QtWidgets.QMainWindow):
         find.triggered.connect(lambda: (self.filter_edit.setFocus(), self.filter_edit.selectAll()))
         self.addAction(find)
         self.actions["find"] = find
+        sl = QtGui.QAction("Slice view along the needle", self, shortcut=QtGui.QKeySequence("V"), checkable=True)
+        sl.setShortcutContext(Qt.WindowShortcut)
+        sl.setToolTip("Show or hide a cross-section in the plane of the needle  [V]")
+        sl.toggled.connect(self.show_slice)
+        self.addAction(sl)
+        self.actions["V"] = sl
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -161,6 +168,8 @@ class MainWindow(QtWidgets.QMainWindow):
         v = mb.addMenu("&View")
         for p in PRESETS.values():
             v.addAction(self.actions[p.key])
+        v.addSeparator()
+        v.addAction(self.actions["V"])
         n = mb.addMenu("&Needle")
         for k in ("N", "P", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "T", "Tab",
                   "Delete"):
@@ -389,6 +398,60 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self.needle_dock = dock
 
+    def _build_slice_dock(self) -> None:
+        """The slice view: hidden until asked for (V), below the case and needle panel."""
+        from .slice_view import SliceView
+
+        dock = QtWidgets.QDockWidget("Slice along the needle", self)
+        dock.setObjectName("slice")
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable | QtWidgets.QDockWidget.DockWidgetClosable)
+        w = QtWidgets.QWidget()
+        lay = QtWidgets.QVBoxLayout(w)
+        lay.setContentsMargins(2, 2, 2, 2)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("Plane:"))
+        self.slice_plane = QtWidgets.QComboBox()
+        self.slice_plane.addItem("sagittal (needle + head-to-foot)", "sagittal")
+        self.slice_plane.addItem("transverse (needle + left-right)", "transverse")
+        self.slice_plane.setToolTip("Which plane through the needle to cut the body with")
+        self.slice_plane.currentIndexChanged.connect(
+            lambda i: (self.slice_view.set_plane(self.slice_plane.itemData(i)), self._refresh_slice()))
+        row.addWidget(self.slice_plane, 1)
+        lay.addLayout(row)
+        self.slice_view = SliceView()
+        lay.addWidget(self.slice_view, 1)
+        dock.setWidget(w)
+        dock.setMinimumWidth(300)
+        dock.setMaximumWidth(340)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        self.splitDockWidget(self.needle_dock, dock, Qt.Vertical)
+        self.slice_dock = dock
+        dock.hide()
+        dock.visibilityChanged.connect(self._slice_visibility)
+
+    def show_slice(self, on: bool = True) -> None:
+        """Show or hide the slice view (V)."""
+        if self.slice_dock.isVisible() != on:
+            self.slice_dock.setVisible(on)
+        self._refresh_slice()
+
+    def _slice_visibility(self, visible: bool) -> None:
+        a = self.actions["V"]  # closed with the dock's own button: keep the menu tick true
+        a.blockSignals(True)
+        a.setChecked(not self.slice_dock.isHidden())
+        a.blockSignals(False)
+        if visible:
+            self._refresh_slice()
+
+    def _refresh_slice(self) -> None:
+        """Recut (cached: only when entry, direction or plane change) and redraw the slice."""
+        if self.slice_dock.isHidden():
+            return
+        n = self.controller.current
+        r = self.controller.readout()
+        self.slice_view.update_needle(self.atlas, n, depth=0.0 if n is None else n.depth,
+                                      tip_label="" if r is None else r["tip"])
+
     # -- widget -> controller -------------------------------------------------------------
     def _kind_toggled(self, kind: str, on: bool) -> None:
         if on:
@@ -419,8 +482,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_core_event(self, event: str, data: dict) -> None:
         if event == "atlas":
             self.atlas = data["atlas"]
+            self._refresh_slice()
         elif event == "needle":
             self._refresh_readout(data["readout"])
+            self._refresh_slice()
         elif event == "feedback":
             style = LEVEL_STYLE.get(data["level"], "")
             self.feedback_view.append(f'<span style="{style}">{html.escape(data["text"])}</span>')
@@ -761,6 +826,7 @@ class MainWindow(QtWidgets.QMainWindow):
                  ("Ctrl+drag", "Aim the selected needle"),
                  ("Drag", "Rotate the view (Shift+drag pans)"),
                  ("Ctrl+F", "Find a structure"),
+                 ("V", "Slice view along the needle (show / hide)"),
                  ("F1", "This help")]
         return rows
 
