@@ -337,6 +337,12 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     text = d.text.toPlainText()
     assert c.report.summary in text and "Targets not reached" in text and "Segment call: L5, as in this case." in text
     assert c.overlay.marker_count("missed") == len(c.missed_targets()) > 0
+    # labels do not pile up: targets close together (the leg's muscles) share one label
+    from imssim.qt.controller import LABEL_GROUP_MM
+
+    anchors = np.array([a for a, _ in c.missed_labels])
+    assert 0 < len(anchors) <= 5
+    assert all(np.linalg.norm(a - b) > LABEL_GROUP_MM for i, a in enumerate(anchors) for b in anchors[i + 1:])
     files = win.export(tmp_path / "out")
     assert [f.suffix for f in files] == [".json", ".txt", ".jsonl"]
     import json
@@ -469,3 +475,36 @@ def test_slice_view_follows_the_needle(win, atlas, index, qtbot):
     assert sv.tip_label == "(hidden)"
     qtbot.keyClick(win, Qt.Key_V)
     assert win.slice_dock.isHidden() and not win.actions["V"].isChecked()
+
+
+def test_needle_moves_draw_fast_frames_that_match_full_frames(win, index, qtbot):
+    win.backdrop.mode = "on"  # as on a machine without a GPU ("auto" turns it on there)
+    win.view_buttons["lumbar"].click()
+    win.controller.set_tool("needle")
+    click_world(win, Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=15, side="right").entry)
+    qtbot.waitUntil(lambda: not win._render_pending)
+    fast0 = win.backdrop.fast_frames
+    for _ in range(6):
+        qtbot.keyClick(win, Qt.Key_Up)
+        qtbot.waitUntil(lambda: not win._render_pending)
+    assert win.backdrop.fast_frames >= fast0 + 4
+    assert win.backdrop.render() == "fast"
+    fast = win.backdrop.pixels()
+    win.backdrop.invalidate()
+    assert win.backdrop.render() == "full"
+    assert np.array_equal(fast, win.backdrop.pixels())
+    # rotating the view is never a reused picture
+    win.controller.view("posterior")
+    assert win.backdrop.render() == "full"
+
+
+def test_nearby_missed_targets_share_a_label():
+    from imssim.qt.controller import group_labels
+
+    pts = [(0, 0, 0), (0, 0, 50), (0, 0, 500), (10, 0, 30), (0, 0, 60), (0, 0, 1000)]
+    names = ["fibularis longus", "fibularis brevis", "gluteus medius", "tibialis anterior", "EDL", "far"]
+    out = group_labels(pts, names, radius_mm=100, max_labels=2, per_label=3)
+    assert len(out) == 2  # three clusters, at most two labels
+    (a0, t0), (a1, t1) = out
+    assert np.allclose(a0, (0, 0, 0)) and t0 == "missed: fibularis longus\nfibularis brevis\ntibialis anterior\n+ 1 more"
+    assert np.allclose(a1, (0, 0, 500)) and t1 == "missed: gluteus medius"

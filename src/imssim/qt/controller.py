@@ -26,6 +26,8 @@ from ..render.views import PRESETS, apply_preset, screen_ray
 
 MODES = ("practice", "quiz", "exam")
 TOOLS = ("look", "needle", "palpate")
+#: targets closer than this share one "missed" label on the body
+LABEL_GROUP_MM = 120.0
 AIM_STEP_DEG = 2.0
 MAX_AIM_DEG = 60.0
 STEP_MM = 1.0
@@ -56,6 +58,28 @@ class PlacedNeedle:
         """Angle between the needle and the perpendicular to the skin."""
         c = float(np.clip(-self.normal @ self.direction, -1, 1))
         return float(np.degrees(np.arccos(c)))
+
+
+def group_labels(points, names, radius_mm: float = LABEL_GROUP_MM, max_labels: int = 5,
+                 per_label: int = 3) -> list[tuple[np.ndarray, str]]:
+    """One label per cluster of nearby points (in the given order, the most important
+    first): "missed: A, B + 2 more" at the cluster's first point. At most ``max_labels``
+    labels; each anchor is more than ``radius_mm`` from every other."""
+    groups: list[list[int]] = []
+    pts = [np.asarray(p, float) for p in points]
+    for i, p in enumerate(pts):
+        for g in groups:
+            if np.linalg.norm(pts[g[0]] - p) <= radius_mm:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    out = []
+    for g in groups[:max_labels]:
+        shown = [names[i] for i in g[:per_label]]
+        more = len(g) - len(shown)
+        out.append((pts[g[0]], "missed: " + "\n".join(shown) + (f"\n+ {more} more" if more else "")))
+    return out
 
 
 def recordings_dir() -> Path:
@@ -709,13 +733,17 @@ class Controller:
         return [t for t in self.targets if t.structure not in reached]
 
     def show_missed(self) -> None:
-        """Mark the targets that no needle reached, on the body (orange, labelled)."""
+        """Mark the targets that no needle reached, on the body (orange, labelled: targets
+        close together share one label, so labels do not cover each other)."""
         self.overlay.clear_markers("missed")
         missed = self.missed_targets()
         self.overlay.highlight([t.structure for t in missed], colour=(1.0, 0.45, 0.0), opacity=1.0)
-        for i, t in enumerate(missed):  # the heaviest few are labelled, all are coloured
-            self.overlay.add_marker("missed", self.atlas.structures[t.structure].centroid, colour=(1.0, 0.45, 0.0),
-                                    radius=5.0, label=f"missed: {t.name}" if i < 5 else None)
+        points = [self.atlas.structures[t.structure].centroid for t in missed]
+        for p in points:
+            self.overlay.add_marker("missed", p, colour=(1.0, 0.45, 0.0), radius=5.0)
+        self.missed_labels = group_labels(points, [t.name for t in missed])
+        for anchor, text in self.missed_labels:
+            self.overlay.add_label("missed", anchor, text)
         self.render()
 
     def palpate_ray(self, origin, direction) -> list[dict]:

@@ -10,6 +10,7 @@ from pyvistaqt import QtInteractor
 
 from ..core.atlas import Atlas
 from ..render.scene import STYLE
+from ..render.backdrop import SceneBackdrop
 from ..render.views import PRESETS
 from .controller import Controller
 
@@ -83,7 +84,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.enable_anti_aliasing("fxaa")
         self.setCentralWidget(self.view3d)
         self.controller = Controller(atlas, self.view3d, index=index, mode=mode)
-        # many moves within one event-loop turn (wheel bursts) cost one frame
+        # many moves within one event-loop turn (wheel bursts) cost one frame, and a frame
+        # where only needles moved reuses the scene's last picture (render/backdrop.py)
+        self.backdrop = SceneBackdrop(self.view3d)
         self._render_pending = False
         self.controller.render = self._schedule_render
         self.controller.listeners.append(self._on_core_event)
@@ -886,7 +889,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _render_now(self) -> None:
         self._render_pending = False
         if not getattr(self, "_closed", False):
-            self.view3d.render()
+            # one frame, drawn by the widget's paint (pyvistaqt's paint always renders, so
+            # rendering here as well would draw every frame twice)
+            self.view3d.update()
 
     def save_screenshot(self, path: str) -> bool:
         """Grab the whole window, including the 3D view, to a PNG."""

@@ -159,6 +159,13 @@ class Overlay:
         self._markers.setdefault(group, []).extend(names)
         return actor
 
+    def add_label(self, group: str, point, text: str) -> None:
+        """A text label pinned to a point (always visible), removed with its group."""
+        n = f"marker_{group}_{len(self._markers.get(group, []))}_label"
+        self.plotter.add_point_labels(np.array([point], float), [text], font_size=12, point_size=1,
+                                      shape_opacity=0.7, always_visible=True, name=n, reset_camera=False)
+        self._markers.setdefault(group, []).append(n)
+
     def clear_markers(self, group: str) -> None:
         for n in self._markers.pop(group, []):
             self.plotter.remove_actor(n, render=False)
