@@ -508,3 +508,22 @@ def test_nearby_missed_targets_share_a_label():
     (a0, t0), (a1, t1) = out
     assert np.allclose(a0, (0, 0, 0)) and t0 == "missed: fibularis longus\nfibularis brevis\ntibialis anterior\n+ 1 more"
     assert np.allclose(a1, (0, 0, 500)) and t1 == "missed: gluteus medius"
+
+
+def test_a_slow_renderer_shows_fewer_frames_of_a_twitch_not_a_slow_motion_one(win, qtbot, monkeypatch):
+    import time
+
+    c = win.controller
+    real = c.pulse_frame
+    calls = []
+
+    def slow_frame(*a, **k):  # every frame takes 0.2 s, as on software OpenGL
+        calls.append(a)
+        time.sleep(0.2)
+        real(*a, **k)
+
+    monkeypatch.setattr(c, "pulse_frame", slow_frame)
+    win._animate("multifidus_L5_r", None, "twitch", amplitude=1.0, duration=0.3)
+    qtbot.waitUntil(lambda: not win._anim.isActive(), timeout=5000)
+    assert 1 <= win.anim_frames <= 4  # a frame-counted pulse would have drawn 18 at 0.2 s each
+    assert calls[-1][1] == 0.0 and c.scene.actors["multifidus_L5_r"].GetUserMatrix() is None  # back at rest

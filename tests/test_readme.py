@@ -30,3 +30,11 @@ def test_readme_names_the_system_packages_ci_installs():
     ci = (REPO / ".ci" / "run").read_text()
     for pkg in re.findall(r"\b(lib[\w.+-]+)", run):
         assert pkg in ci, f"{pkg} named in the README but not installed by .ci/run"
+
+
+def test_readme_commands_install_what_a_fresh_debian_lacks():
+    run, test = _readme_commands()[:2]
+    for cmd in (run, test):  # Debian's python3 has no venv module without python3-venv
+        assert cmd.startswith("sudo apt-get update && sudo apt-get install -y python3-venv ")
+        assert "libgl1" in cmd and "libxcb-cursor0" in cmd
+    assert " xvfb " in test  # the window tests need an X server

@@ -57,6 +57,10 @@ WIDGET_KEYS = {Qt.Key_Up, Qt.Key_Down, Qt.Key_Left, Qt.Key_Right, Qt.Key_PageUp,
                Qt.Key_Escape, Qt.Key_Return, Qt.Key_Enter}
 
 
+#: how long the muscle takes to ease out after a twitch (the release animation), s
+RELEASE_S = 1.2
+
+
 class WidgetKeys(QtCore.QObject):
     """Event filter: a focused input widget keeps its navigation and editing keys."""
 
@@ -686,26 +690,31 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- twitch and release -------------------------------------------------------------------
     def _animate(self, structure, needle, kind: str, amplitude: float = 0.5, duration: float = 0.3) -> None:
         """A brief contraction pulse of the muscle and a jolt of the needle (twitch), or the
-        muscle easing out (release), played over ~20 frames."""
+        muscle easing out (release, 1.2 s). Timed by the clock, not by frames: a slow
+        renderer shows fewer frames of the same pulse, never a slow-motion one."""
         import math
 
-        frames = max(8, int(duration * 60)) if kind == "twitch" else 40
-        step_ms = max(10, int(1000 * duration / frames)) if kind == "twitch" else 30
-        state = {"f": 0}
-        timer = QtCore.QTimer(self, interval=step_ms)
+        if kind != "twitch":
+            duration = RELEASE_S
+        clock = QtCore.QElapsedTimer()
+        timer = QtCore.QTimer(self, interval=15)
+        self.anim_frames = 0
 
         def tick():
-            u = state["f"] / frames
+            u = min(1.0, clock.elapsed() / 1000.0 / duration)
+            if u >= 1.0:
+                timer.stop()
+                self.controller.pulse_frame(structure, 0.0, needle, 0.0)
+                return
             if kind == "twitch":
                 a = math.sin(math.pi * u)
                 self.controller.pulse_frame(structure, 0.12 * max(amplitude, 0.3) * a, needle, jolt_mm=2.5 * a)
             else:
                 self.controller.pulse_frame(structure, -0.04 * (1 - u) * math.sin(math.pi * min(1.0, 2 * u + 0.5)))
-            state["f"] += 1
-            if state["f"] > frames:
-                timer.stop()
-                self.controller.pulse_frame(structure, 0.0, needle, 0.0)
+            self.anim_frames += 1
+
         timer.timeout.connect(tick)
+        clock.start()
         timer.start()
         self._anim = timer
 
