@@ -132,3 +132,19 @@ def test_nerve_pleura_and_bone_responses(index):
                                           "cranial_mm": 16, "depth": 75, "length_mm": 75}]}, index)[0].placement
     s.insert_needle(q.entry, q.direction, q.depth, length_mm=75, t=70.0)
     assert any(e.kind == "bone_contact" and e.structure == "vertebra_L5" for e in s.events)
+
+
+def test_the_needle_hand_feels_the_grasp_ease_as_the_muscle_releases(atlas):
+    p = _phys(atlas, 0, s=0.9)
+    grip, words = p.feel(MUSCLE, "muscle")
+    assert words.startswith("grasped") and grip == pytest.approx(0.4 + 0.6 * 0.9)
+    healthy, words = p.feel("gluteus_medius_l", "muscle")
+    assert words.startswith("soft") and healthy < 0.4 < grip
+    assert p.feel(MUSCLE, "muscle", on_bone=True) == (1.0, "hard stop: bone")
+    assert p.feel("subcutaneous", "subcutaneous")[0] < healthy
+    # twitches release the muscle: the grip eases, and drops to a glide below the grasp threshold
+    tip = np.zeros(3)
+    for k in range(12):
+        p.on_pose(float(k), 0, "advance", MUSCLE, "muscle", 40.0 + k, tip, None, [], moved_mm=1.0)
+    after, _ = p.feel(MUSCLE, "muscle")
+    assert after < grip

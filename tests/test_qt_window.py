@@ -314,6 +314,7 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     c = win.controller
     n = _to_locus(win, index)
     assert c.readout()["tip_id"] == "multifidus_L5_r"
+    grip = c.readout()["resistance"]  # grasped before any twitch
     twitches = []
     c.listeners.append(lambda ev, d: ev == "twitch" and twitches.append(d))
     for _ in range(12):
@@ -322,8 +323,13 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
         qtbot.keyClick(win, Qt.Key_T)  # piston
     assert twitches and twitches[0]["structure"] == "multifidus_L5_r"
     assert "twitch" in win.feedback_view.toPlainText().lower()
+    # the grasp is felt as resistance, which eases as the muscle releases
+    r = c.readout()
+    assert r["feel"].startswith("grasped") and win.r_feel.text() == r["feel"]
+    assert win.r_resist.value() == round(100 * r["resistance"]) >= 40
     # the muscle contracts during the pulse, then returns to rest; the release is said after it
     qtbot.waitUntil(lambda: "releases" in win.feedback_view.toPlainText(), timeout=5000)
+    assert c.readout()["resistance"] < grip  # each twitch released some of the grip
     qtbot.waitUntil(lambda: c.scene.actors["multifidus_L5_r"].GetUserMatrix() is None, timeout=5000)
     c.pulse_frame("multifidus_L5_r", 0.1, n.k, 2.0)
     assert c.scene.actors["multifidus_L5_r"].GetUserMatrix() is not None

@@ -184,6 +184,27 @@ class Physiology:
             self.muscles[structure] = MuscleState(structure, b, b, max_shortening=self.params.max_shortening)
         return self.muscles[structure]
 
+    def feel(self, tip_structure: str | None, tip_kind: str | None, on_bone: bool = False) -> tuple[float, str]:
+        """What the needle hand feels at the tip: (resistance 0-1, a few words).
+
+        A supersensitive muscle grasps the needle (0.4-1.0, rising with its current
+        supersensitivity, so it eases as the muscle releases); healthy muscle and fat let
+        it glide; bone is a hard stop; skin and fascia a light pop-through."""
+        if on_bone:
+            return 1.0, "hard stop: bone"
+        if tip_kind == "muscle" and tip_structure:
+            s = self.supersensitivity(tip_structure)
+            if s >= GRASP_THRESHOLD:
+                return round(0.4 + 0.6 * min(1.0, s), 3), "grasped: the muscle grips the needle"
+            return 0.15, "soft: the needle glides"
+        if tip_kind == "skin":
+            return 0.3, "skin"
+        if tip_kind == "subcutaneous":
+            return 0.05, "soft: fat"
+        if tip_kind in ("organ", "vessel", "nerve", "canal"):
+            return 0.1, "gives way"
+        return 0.0, "-"
+
     def nearest_locus(self, tip) -> tuple[Locus | None, float]:
         if not self.loci:
             return None, math.inf

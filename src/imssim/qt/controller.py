@@ -517,6 +517,8 @@ class Controller:
         mc = tr.min_clearance
         hide = not self.labels_visible
         layers = [self.label(s) for s in tr.layers]
+        tip_kind = self.atlas.structures[tr.structure_at_tip].kind if tr.structure_at_tip in self.atlas.structures else None
+        resistance, feel = self.session.physiology.feel(tr.structure_at_tip, tip_kind, tr.bone_contact is not None)
         return {
             "needle": self.active + 1,
             "count": len(self.needles),
@@ -529,6 +531,8 @@ class Controller:
             "tip_id": tr.structure_at_tip,
             "layers": ["(hidden)"] if hide and layers else layers,
             "bone": tr.bone_contact is not None,
+            "resistance": resistance,  # what the needle hand feels (grasp shown as resistance)
+            "feel": feel,
             "clearance_mm": None if mc is None else mc.shaft_mm,
             "clearance_of": None if mc is None else (mc.harm if hide else self.label(mc.structure)),
             "clearance_colour": clearance_colour(mc.shaft_mm if mc else None),

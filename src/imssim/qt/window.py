@@ -384,10 +384,25 @@ class MainWindow(QtWidgets.QMainWindow):
         self.r_layers.setWordWrap(True)
         self.r_clear = QtWidgets.QLabel()
         self.r_clear.setWordWrap(True)
+        feel = QtWidgets.QWidget()
+        fl = QtWidgets.QHBoxLayout(feel)
+        fl.setContentsMargins(0, 0, 0, 0)
+        self.r_resist = QtWidgets.QProgressBar()
+        self.r_resist.setRange(0, 100)
+        self.r_resist.setTextVisible(False)
+        self.r_resist.setFixedWidth(70)
+        self.r_resist.setMaximumHeight(12)
+        self.r_resist.setToolTip("Resistance at the needle tip: a supersensitive muscle grasps the needle; "
+                                 "the grip eases as the muscle releases")
+        self.r_feel = QtWidgets.QLabel()
+        self.r_feel.setWordWrap(True)
+        fl.addWidget(self.r_resist)
+        fl.addWidget(self.r_feel, 1)
         form.addRow("Needle:", self.r_needle)
         form.addRow("Depth:", self.r_depth)
         form.addRow("Angle:", self.r_angles)
         form.addRow("Tip in:", self.r_tip)
+        form.addRow("Feel:", feel)
         form.addRow("Passed:", self.r_layers)
         form.addRow("Danger:", self.r_clear)
         nl.addLayout(form)
@@ -663,8 +678,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _refresh_readout(self, r: dict | None) -> None:
         if r is None:
             self.r_needle.setText("none - press N and click the skin")
-            for w in (self.r_depth, self.r_angles, self.r_tip, self.r_layers, self.r_clear):
+            for w in (self.r_depth, self.r_angles, self.r_tip, self.r_layers, self.r_clear, self.r_feel):
                 w.setText("-")
+            self.r_resist.setValue(0)
             self.r_clear.setStyleSheet("")
             return
         self.r_needle.setText(f"{r['needle']} of {r['count']}  ({r['length']:g} mm)")
@@ -675,6 +691,10 @@ class MainWindow(QtWidgets.QMainWindow):
                               f"{abs(cau):.0f}\N{DEGREE SIGN} {'caudal' if cau >= 0 else 'cranial'}  "
                               f"(tilt {r['tilt_deg']:.0f}\N{DEGREE SIGN})")
         self.r_tip.setText(r["tip"])
+        self.r_resist.setValue(int(round(100 * r["resistance"])))
+        grip = r["resistance"] >= 0.4 and not r["bone"]
+        self.r_resist.setStyleSheet("QProgressBar::chunk { background: %s; }" % ("#c0392b" if grip else "#7f8c8d"))
+        self.r_feel.setText(r["feel"])
         self.r_layers.setText(" \N{RIGHTWARDS ARROW} ".join(r["layers"]) or "-")
         if r["clearance_mm"] is None:
             self.r_clear.setText("no danger structure within 10 cm")
