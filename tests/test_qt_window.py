@@ -533,3 +533,12 @@ def test_a_slow_renderer_shows_fewer_frames_of_a_twitch_not_a_slow_motion_one(wi
     qtbot.waitUntil(lambda: not win._anim.isActive(), timeout=5000)
     assert 1 <= win.anim_frames <= 4  # a frame-counted pulse would have drawn 18 at 0.2 s each
     assert calls[-1][1] == 0.0 and c.scene.actors["multifidus_L5_r"].GetUserMatrix() is None  # back at rest
+
+
+def test_releases_are_said_in_the_order_of_their_twitches(win, qtbot):
+    c = win.controller
+    c.emit("release", structure="multifidus_L5_r", needle=None, text="first release", delay=0.3)
+    c.emit("release", structure="multifidus_L5_r", needle=None, text="second release", delay=0.05)
+    qtbot.waitUntil(lambda: "second release" in win.feedback_view.toPlainText(), timeout=5000)
+    text = win.feedback_view.toPlainText()
+    assert "first release" in text and text.index("first release") < text.index("second release")

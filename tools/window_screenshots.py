@@ -18,9 +18,21 @@ from imssim.qt.app import application, make_window
 from imssim.render.views import world_to_display
 
 
-def settle(app, n=6):
+def settle(app, n=6, w=None):
+    """Let Qt draw; with ``w``, also wait for its twitch/release animation and messages."""
+    import time
+
     for _ in range(n):
         app.processEvents()
+    if w is not None:
+        end = time.monotonic() + 6.0
+        while time.monotonic() < end and (
+                (getattr(w, "_anim", None) is not None and w._anim.isActive())
+                or w._last_release_due > time.monotonic()):
+            app.processEvents()
+            time.sleep(0.02)
+        for _ in range(n):
+            app.processEvents()
 
 
 def click_world(w, p):
@@ -88,6 +100,7 @@ def main(out: Path) -> None:
     w.mark_button.click()
     n = to_locus(c, "multifidus_L5_r")
     w.tabs.setCurrentIndex(1)
+    settle(app, 6, w)  # the twitches the advance provoked have played out
     shot("needling")
     # twitch: piston until the muscle answers, then show the pulse at its peak
     tw = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 from PySide6 import QtCore, QtGui, QtWidgets
 from pyvistaqt import QtInteractor
@@ -92,6 +93,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # where only needles moved reuses the scene's last picture (render/backdrop.py)
         self.backdrop = SceneBackdrop(self.view3d)
         self._render_pending = False
+        self._last_release_due = 0.0
         self.controller.render = self._schedule_render
         self.controller.listeners.append(self._on_core_event)
         self._press = None
@@ -540,8 +542,11 @@ class MainWindow(QtWidgets.QMainWindow):
         elif event == "twitch":
             self._animate(data["structure"], data["needle"], "twitch", data["amplitude"], data["duration"])
         elif event == "release":
-            QtCore.QTimer.singleShot(int(1000 * data["delay"]) + 50,
-                                     lambda d=data: self._release(d))
+            # said in the order the twitches came (a weaker, later twitch settles sooner)
+            now = time.monotonic()
+            due = max(now + data["delay"] + 0.05, self._last_release_due + 0.05)
+            self._last_release_due = due
+            QtCore.QTimer.singleShot(int(1000 * (due - now)), lambda d=data: self._release(d))
         elif event == "report":
             self.show_report(data["report"])
 
