@@ -72,3 +72,30 @@ def test_cache_key_tracks_inputs(monkeypatch, tmp_path):
 def test_unknown_imported_atlas_is_a_clear_error():
     with pytest.raises(AtlasFileError, match="no atlas named 'nope'"):
         store.load_atlas("nope")
+
+
+def test_build_progress_only_goes_forward(monkeypatch):
+    """Each stage reports its own 0-1; the user sees one bar that never jumps back."""
+    import trimesh
+
+    from imssim.core.atlas import Atlas, Structure
+    from imssim.core.build import builtin, myosim
+
+    box = trimesh.creation.box()
+    toy = Atlas("toy", [Structure("b", "b", "bone", "midline", "thoracic", box.vertices, box.faces)], [])
+
+    def fake_myosim(progress):
+        for f in (0.0, 0.5, 1.0):
+            progress("muscles", f)
+        return toy
+
+    def stage(atlas, progress):
+        for f in (0.0, 0.3, 0.9, 1.0):
+            progress("sub-step", f)
+
+    monkeypatch.setattr(myosim, "build", fake_myosim)
+    monkeypatch.setattr(builtin, "STAGES", [stage, stage, stage])
+    seen = []
+    builtin.build(lambda m, f: seen.append(f))
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
+    assert len(seen) == 3 + 3 * (1 + 4) + 1

@@ -50,8 +50,11 @@ STAGES: list[Callable[[Atlas, Progress], None]] = [_posture, _landmarks, _added_
 def build(progress: Progress = _noop) -> Atlas:
     atlas = myosim.build(lambda m, f: progress(m, 0.7 * f))
     for i, stage in enumerate(STAGES):
-        progress(f"stage {stage.__name__.strip('_')}", 0.7 + 0.3 * i / max(len(STAGES), 1))
-        stage(atlas, progress)
+        lo = 0.7 + 0.3 * i / max(len(STAGES), 1)
+        hi = 0.7 + 0.3 * (i + 1) / max(len(STAGES), 1)
+        progress(f"stage {stage.__name__.strip('_')}", lo)
+        # a stage reports its own 0-1; the user sees it within the stage's share (monotone)
+        stage(atlas, lambda m, f, lo=lo, hi=hi: progress(m, lo + (hi - lo) * min(max(f, 0.0), 1.0)))
     from .geometry import is_watertight
 
     for s in atlas:  # recorded once here so every index built later can trust it
