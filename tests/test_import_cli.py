@@ -51,3 +51,61 @@ def test_fetch_import_use_and_fit_report(tmp_path, capsys, atlas):
     assert "fibula_r" in capsys.readouterr().out
     assert main(["atlas", "fit-report", "nope"]) == 2
     assert main(["atlas", "use", "nope"]) == 2
+
+
+def test_zanatomy_folder_import_names_skips_and_aligns(tmp_path, capsys, atlas):
+    """A folder of Z-Anatomy objects exported one file each (Blender's own frame: metres,
+    Z up), cut from the built-in atlas; unknown objects and groups are skipped and listed."""
+    import numpy as np
+    import trimesh
+
+    from imssim.core import store
+
+    folder = tmp_path / "z-anatomy export"
+    folder.mkdir()
+    files = {"gluteus_medius_r": "Gluteus medius muscle.r", "piriformis_r": "Piriformis muscle.r",
+             "femur_r": "Femur.r", "sacrum": "Sacrum", "vertebra_L3": "Lumbar vertebra (L3)",
+             "biceps_femoris_long_head_l": "Long head of biceps femoris.l", "hip_bone_l": "Hip bone.l"}
+    for sid, zname in files.items():
+        s = atlas.get(sid)
+        trimesh.Trimesh((s.vertices + [0.0, 40.0, 900.0]) / 1000.0, s.faces).export(folder / f"{zname}.stl")
+    box = trimesh.creation.box(extents=(0.01, 0.01, 0.01))
+    box.export(folder / "Deep gluteal muscles.g.stl")  # a group
+    box.export(folder / "Sacrotuberous ligament.r.stl")  # not a structure imssim knows
+    (folder / "Gluteus medius muscle.r.txt").write_text("a Z-Def text, not a mesh")
+    try:
+        assert main(["atlas", "import", str(folder), "--profile", "zanatomy", "--name", "za"]) == 0
+        out = capsys.readouterr().out
+        assert "imported 7 structures" in out and "skipped 2 files" in out
+        assert "Sacrotuberous ligament.r.stl" in out and "group or label" in out
+        a = store.load_atlas("za")
+        assert set(a.structures) == set(files)
+        g = a.get("gluteus_medius_r")
+        assert (g.kind, g.side, g.name) == ("muscle", "right", "right gluteus medius")
+        assert g.innervation is not None and "L5" in g.innervation.roots
+        assert a.get("vertebra_L3").level == "L3" and a.get("sacrum").side == "midline"
+        assert a.get("biceps_femoris_long_head_l").side == "left"
+        fit = a.meta["fit"]
+        # metres -> mm and the shift are recovered; the copies land on the originals
+        assert abs(fit["transform"]["scale"] - 1) < 0.01 and fit["rms_mm"] < 2.0
+        assert all(d["centroid_distance_mm"] < 1.0 for d in fit["structures"].values())
+        assert any("Z-Anatomy" in at.source and at.licence == "CC BY-SA 4.0" for at in a.attributions)
+        assert np.allclose(a.get("femur_r").centroid, atlas.get("femur_r").centroid, atol=1.0)
+    finally:
+        store.imported_path("za").unlink(missing_ok=True)
+
+
+def test_zanatomy_names():
+    import pytest as _pytest
+
+    from imssim.core.importer.profiles import zanatomy_identity
+
+    assert zanatomy_identity("Thoracic vertebra (T12).obj").id == "vertebra_T12"
+    assert zanatomy_identity("Atlas (C1).stl").id == "vertebra_C1"
+    assert zanatomy_identity("Tibialis anterior muscle.l.ply").id == "tibialis_anterior_l"
+    assert zanatomy_identity("Psoas major.r.glb").side == "right"
+    assert zanatomy_identity("Gluteus_medius_muscle.r.stl").id == "gluteus_medius_r"  # sanitised names
+    with _pytest.raises(KeyError, match="group or label"):
+        zanatomy_identity("Back muscles.g.stl")
+    with _pytest.raises(KeyError, match="does not know"):
+        zanatomy_identity("Kidney.l.stl")

@@ -60,6 +60,14 @@ def cmd_import(args) -> int:
     s = atlas.summary()
     print(f"imported {s['structures']} structures, {s['landmarks']} landmarks into atlas {atlas.name!r} "
           f"({store.imported_path(atlas.name)})")
+    skipped = atlas.meta.get("skipped_files", [])
+    if skipped:
+        print(f"skipped {len(skipped)} files the {atlas.meta.get('profile')} profile does not know "
+              f"(listed in the atlas's meta, skipped_files):")
+        for d in skipped[:8]:
+            print(f"  {d['file']}: {d['reason']}")
+        if len(skipped) > 8:
+            print(f"  ... and {len(skipped) - 8} more")
     _print_fit(atlas.name, atlas.meta.get("fit", {}))
     print(f"use it with: imssim --atlas {atlas.name} ...   or   imssim atlas use {atlas.name}")
     return 0
@@ -116,7 +124,7 @@ def add_actions(asub) -> None:
     p = asub.add_parser("import", help="import an atlas from a manifest (or a dataset folder with --profile)")
     p.add_argument("manifest", metavar="MANIFEST", help="manifest YAML file, or a dataset folder with --profile")
     p.add_argument("--name", help="atlas name (default: the manifest's name)")
-    p.add_argument("--profile", choices=["vhm", "bodyparts3d"], help="dataset profile naming the files")
+    p.add_argument("--profile", choices=["vhm", "bodyparts3d", "zanatomy"], help="dataset profile naming the files")
     p.add_argument("--parts-list", help="BodyParts3D parts list (default: found in the folder)")
     p.add_argument("--fill", choices=["none", "builtin"], help="add the built-in structures the dataset lacks "
                                                                "(default: the manifest's fill, else none)")

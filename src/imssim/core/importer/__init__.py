@@ -40,17 +40,41 @@ def frame_matrix(units: str, axes: str) -> np.ndarray:
     return M
 
 
-def manifest_for_folder(folder: str | Path, profile: str, name: str | None = None) -> Manifest:
-    """A manifest for every recognised file of a dataset folder, using a profile."""
-    from .profiles import PROFILES
+def manifest_for_folder(folder: str | Path, profile: str, name: str | None = None,
+                        skipped: list | None = None) -> Manifest:
+    """A manifest for every recognised file of a dataset folder, using a profile.
+
+    A profile that names files itself (``identify``) takes only the mesh files it knows;
+    the others are appended to ``skipped`` as (file, reason)."""
+    from .profiles import MESH_SUFFIXES, PROFILES
 
     folder = Path(folder)
     if profile not in PROFILES:
         raise ManifestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
     files = sorted(p for p in folder.rglob(prof["glob"]) if p.is_file())
+    identify = prof.get("identify")
+    if identify is not None:
+        kept, seen = [], set()
+        for p in files:
+            if p.suffix.lower() not in MESH_SUFFIXES:
+                continue
+            try:
+                sid = identify(p.name).id
+            except KeyError as e:
+                if skipped is not None:
+                    skipped.append((str(p.relative_to(folder)), e.args[0] if e.args else str(e)))
+                continue
+            if sid in seen:
+                if skipped is not None:
+                    skipped.append((str(p.relative_to(folder)), f"a second file for {sid}"))
+                continue
+            seen.add(sid)
+            kept.append(p)
+        files = kept
     if not files:
-        raise ManifestError(f"{folder}: no files matching {prof['glob']} for profile {profile}")
+        raise ManifestError(f"{folder}: no files matching {prof['glob']} for profile {profile}"
+                            + (" that it recognises" if identify is not None else ""))
     data = {
         "name": name or f"{profile}-{folder.name}",
         "profile": profile,
@@ -63,13 +87,15 @@ def manifest_for_folder(folder: str | Path, profile: str, name: str | None = Non
 
 
 def _identity_for(spec: StructureSpec, profile: str | None, parts: dict | None):
-    from .profiles import bodyparts3d_identity, vhm_identity
+    from .profiles import bodyparts3d_identity, vhm_identity, zanatomy_identity
 
     if profile is None:
         return None, None
     try:
         if profile == "vhm":
             return vhm_identity(spec.file), None
+        if profile == "zanatomy":
+            return zanatomy_identity(spec.file), None
         if parts is None:
             raise KeyError("the bodyparts3d profile needs a parts list (parts_list in the manifest folder)")
         return bodyparts3d_identity(spec.file, parts)
@@ -115,6 +141,7 @@ def import_atlas(
 
     progress = progress or (lambda m, f: None)
     t0 = time.perf_counter()
+    skipped: list[tuple[str, str]] = []  # files a profile read from a folder did not know
     if isinstance(manifest, Manifest):
         man, base_dir, where = manifest, Path(manifest.base), manifest.name
     else:
@@ -122,7 +149,7 @@ def import_atlas(
         if path.is_dir():
             if not profile:
                 raise ManifestError(f"{path}: is a folder; give a manifest file, or a --profile to read the folder with")
-            man = manifest_for_folder(path, profile, name)
+            man = manifest_for_folder(path, profile, name, skipped)
             base_dir, where = path, str(path)
         else:
             man = load_manifest(path)
@@ -219,6 +246,7 @@ def import_atlas(
         "fill": fill,
         "frame": {"units": man.frame.units, "axes": man.frame.axes},
         "fit": fit,
+        "skipped_files": [{"file": f, "reason": r} for f, r in skipped],
         "description": man.description,
         "import_seconds": round(time.perf_counter() - t0, 2),
     })

@@ -150,7 +150,7 @@ class AlignSpec(_Strict):
 class Manifest(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
-    profile: Literal["vhm", "bodyparts3d"] | None = None
+    profile: Literal["vhm", "bodyparts3d", "zanatomy"] | None = None
     attributions: list[AttributionSpec] = Field(min_length=1)
     frame: FrameSpec = Field(default_factory=FrameSpec)
     base: str = "."  # folder that relative file paths start from (relative to the manifest)

@@ -6,6 +6,14 @@ gives the dataset's frame and attribution defaults.
 * ``vhm``: the Visible Human lower-limb surfaces (Andreassen et al. 2022), file names
   ``VHM_<Side>_<Bone|Muscle>_<CamelName>_smooth.stl``; frame mm, +X left, +Y anterior,
   +Z inferior (``LAI``).
+* ``zanatomy``: meshes exported from Z-Anatomy's Blender file, one file per object named
+  after it: ``Gluteus medius muscle.r.stl``, ``Femur.l.stl``, ``Lumbar vertebra (L3).stl``
+  (``.r``/``.l`` is the side; ``.g`` groups and other suffixes are not structures). Names
+  are BodyParts3D/FMA English names, resolved by the same rules as ``bodyparts3d``; files
+  it does not know (ligaments, vessels...) are skipped and listed. Frame: Blender's own,
+  metres, +X left, +Y posterior, +Z up (``LPS``), as an STL or PLY export without axis
+  conversion writes it; for Y-up exports (glTF, OBJ defaults) give a manifest with frame
+  axes ``LSA``.
 * ``bodyparts3d``: BodyParts3D files ``FJxxxx.obj``. Its parts list (a table of FMA id,
   English name and FJ file, as shipped with the data set) gives each file's FMA name; the
   rules in ``meshes/bodyparts3d_names.yaml`` turn FMA names into imssim ids.
@@ -171,7 +179,46 @@ def bodyparts3d_identity(filename: str, parts: dict[str, tuple[str, str]]) -> tu
     return fma_name_identity(name), fma
 
 
+# ---- Z-Anatomy ----------------------------------------------------------------------
+ZANATOMY_FRAME = {"units": "m", "axes": "LPS"}
+ZANATOMY_ATTRIBUTION = {
+    "source": "Z-Anatomy (Gauthier Kervyn and contributors), based on BodyParts3D",
+    "licence": "CC BY-SA 4.0",
+    "attribution": ("Z-Anatomy, https://www.z-anatomy.com, licensed CC BY-SA 4.0; based on BodyParts3D, "
+                    "(c) The Database Center for Life Science, licensed CC BY-SA 2.1 Japan. "
+                    "Changed: decimated, aligned to imssim's frame."),
+    "url": "https://github.com/Z-Anatomy/Models-of-human-anatomy",
+}
+MESH_SUFFIXES = (".stl", ".obj", ".ply", ".off", ".glb", ".gltf", ".vtp", ".vtk")
+_ZA_SIDES = {"r": "right", "l": "left"}
+_ZA_VERTEBRA = re.compile(r"(?:(?:cervical|thoracic|lumbar) vertebra|atlas|axis) \(([ctl])(\d{1,2})\)")
+
+
+def zanatomy_identity(filename: str) -> Identity:
+    """Identity of a Z-Anatomy object exported to a file named after it (KeyError if unknown)."""
+    name = Path(filename).name
+    stem = Path(name).stem if Path(name).suffix.lower() in MESH_SUFFIXES else name
+    side = None
+    m = re.fullmatch(r"(.+)\.([A-Za-z]{1,2})", stem)
+    if m:
+        if m.group(2).lower() not in _ZA_SIDES:
+            raise KeyError(f"{filename}: a Z-Anatomy group or label ('.{m.group(2)}'), not a structure")
+        stem, side = m.group(1), _ZA_SIDES[m.group(2).lower()]
+    n = " ".join(stem.replace("_", " ").lower().split())
+    v = _ZA_VERTEBRA.fullmatch(n)
+    if v:
+        lvl = v.group(1).upper() + str(int(v.group(2)))
+        return Identity(f"vertebra_{lvl}", f"{lvl} vertebra", "bone", "midline", level=lvl, region="spine")
+    try:
+        return fma_name_identity(f"{side} {n}" if side else n)
+    except KeyError:
+        raise KeyError(f"{filename}: imssim does not know {n!r}") from None
+
+
 PROFILES = {
     "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "glob": "VHM_*"},
     "bodyparts3d": {"frame": BODYPARTS3D_FRAME, "attribution": BODYPARTS3D_ATTRIBUTION, "glob": "FJ*.obj"},
+    # every mesh file; those it cannot name are skipped (and listed) when a folder is read
+    "zanatomy": {"frame": ZANATOMY_FRAME, "attribution": ZANATOMY_ATTRIBUTION, "glob": "*",
+                 "identify": zanatomy_identity},
 }
