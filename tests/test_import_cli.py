@@ -109,3 +109,14 @@ def test_zanatomy_names():
         zanatomy_identity("Back muscles.g.stl")
     with _pytest.raises(KeyError, match="does not know"):
         zanatomy_identity("Kidney.l.stl")
+
+
+def test_zanatomy_folder_with_nothing_it_knows_is_a_one_line_error(tmp_path, capsys):
+    import trimesh
+
+    trimesh.creation.box().export(tmp_path / "Kidney.l.stl")
+    (tmp_path / "notes.txt").write_text("not a mesh")
+    assert main(["atlas", "import", str(tmp_path), "--profile", "zanatomy", "--name", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("imssim: error:") and str(tmp_path) in err and "recognises" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1

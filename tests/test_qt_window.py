@@ -326,6 +326,7 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     # the grasp is felt as resistance, which eases as the muscle releases
     r = c.readout()
     assert r["feel"].startswith("grasped") and win.r_feel.text() == r["feel"]
+    assert r["grasped"] and "c0392b" in win.r_resist.styleSheet()  # red while the muscle grips
     assert win.r_resist.value() == round(100 * r["resistance"]) >= 40
     # the muscle contracts during the pulse, then returns to rest; the release is said after it
     qtbot.waitUntil(lambda: "releases" in win.feedback_view.toPlainText(), timeout=5000)

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 GRASP_THRESHOLD = 0.2  # supersensitivity above which a muscle grasps the needle
+GRASP_RESISTANCE = 0.4  # the least resistance a grasping muscle gives (Physiology.feel)
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,8 @@ class Physiology:
         if tip_kind == "muscle" and tip_structure:
             s = self.supersensitivity(tip_structure)
             if s >= GRASP_THRESHOLD:
-                return round(0.4 + 0.6 * min(1.0, s), 3), "grasped: the muscle grips the needle"
+                grip = GRASP_RESISTANCE + (1.0 - GRASP_RESISTANCE) * min(1.0, s)
+                return round(grip, 3), "grasped: the muscle grips the needle"
             return 0.15, "soft: the needle glides"
         if tip_kind == "skin":
             return 0.3, "skin"

@@ -22,6 +22,8 @@ PLANES = ("sagittal", "transverse")
 #: how far the cut reaches beyond the skin (u < 0) and beside the needle (|v|), mm
 MARGIN_MM = 15.0
 HALF_WIDTH_MM = 45.0
+#: outlines are listed (and drawn) from the surface inwards, danger structures last (on top)
+DRAW_ORDER = {"skin": 0, "subcutaneous": 1, "muscle": 2, "bone": 3, "organ": 4, "canal": 5, "nerve": 6, "vessel": 7}
 
 
 @dataclass
@@ -136,8 +138,7 @@ def needle_slice(atlas: Atlas, entry, direction, length: float, plane: str = "sa
         inside = ((uv[..., 0] >= u0 - 5) & (uv[..., 0] <= u1 + 5) & (np.abs(uv[..., 1]) <= v1 + 5)).any(axis=1)
         if inside.any():
             sl.lines.append(SliceLine(s.id, s.kind, s.harm, uv[inside]))
-    order = {"skin": 0, "subcutaneous": 1, "muscle": 2, "bone": 3, "organ": 4, "canal": 5, "nerve": 6, "vessel": 7}
-    sl.lines.sort(key=lambda ln: order.get(ln.kind, 9))
+    sl.lines.sort(key=lambda ln: DRAW_ORDER.get(ln.kind, len(DRAW_ORDER)))
     return sl
 
 

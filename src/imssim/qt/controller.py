@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.atlas import Atlas
 from ..core.needle import REDIRECT_DEPTH_MM, Needle, NeedleError, direction_from_angles
+from ..core.physiology import GRASP_RESISTANCE
 from ..core.session import Session, SessionError
 from ..core.traversal import TissueIndex, Traversal
 from ..render.overlay import NeedleGlyph, Overlay, clearance_colour
@@ -106,6 +107,7 @@ class Controller:
         self.index = index if index is not None else TissueIndex(atlas)
         self._indexes: dict[str, TissueIndex] = {}  # per body build, once used
         self.needles: list[PlacedNeedle] = []
+        self.missed_labels: list[tuple[np.ndarray, str]] = []  # (anchor, text) after finishing
         self.active: int | None = None
         self.needle_spec = Needle(50.0, 0.25)
         self.tool = "look"
@@ -533,6 +535,7 @@ class Controller:
             "bone": tr.bone_contact is not None,
             "resistance": resistance,  # what the needle hand feels (grasp shown as resistance)
             "feel": feel,
+            "grasped": resistance >= GRASP_RESISTANCE and tr.bone_contact is None,
             "clearance_mm": None if mc is None else mc.shaft_mm,
             "clearance_of": None if mc is None else (mc.harm if hide else self.label(mc.structure)),
             "clearance_colour": clearance_colour(mc.shaft_mm if mc else None),

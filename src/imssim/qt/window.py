@@ -45,6 +45,10 @@ class StructureFilter(QtCore.QSortFilterProxyModel):
     pass
 
 
+#: how long the muscle takes to ease out after a twitch (the release animation), s
+RELEASE_S = 1.2
+
+
 def natural_key(text: str) -> list:
     """Sort "T2" before "T10" (numbers compare as numbers)."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
@@ -56,10 +60,6 @@ def natural_key(text: str) -> list:
 WIDGET_KEYS = {Qt.Key_Up, Qt.Key_Down, Qt.Key_Left, Qt.Key_Right, Qt.Key_PageUp, Qt.Key_PageDown,
                Qt.Key_Home, Qt.Key_End, Qt.Key_Tab, Qt.Key_Backtab, Qt.Key_Delete, Qt.Key_Backspace,
                Qt.Key_Escape, Qt.Key_Return, Qt.Key_Enter}
-
-
-#: how long the muscle takes to ease out after a twitch (the release animation), s
-RELEASE_S = 1.2
 
 
 class WidgetKeys(QtCore.QObject):
@@ -454,25 +454,24 @@ class MainWindow(QtWidgets.QMainWindow):
         dock.visibilityChanged.connect(self._slice_visibility)
 
     def show_slice(self, on: bool = True) -> None:
-        """Show or hide the slice view (V)."""
-        if self.slice_dock.isVisible() != on:
-            self.slice_dock.setVisible(on)
-        self._refresh_slice()
+        """Show or hide the slice view (V); showing it redraws it (``_slice_visibility``)."""
+        self.slice_dock.setVisible(on)
 
     def _slice_visibility(self, visible: bool) -> None:
-        a = self.actions["V"]  # closed with the dock's own button: keep the menu tick true
+        a = self.actions["V"]  # also when closed with the dock's own button: the tick follows the dock
         a.blockSignals(True)
         a.setChecked(not self.slice_dock.isHidden())
         a.blockSignals(False)
         if visible:
             self._refresh_slice()
 
-    def _refresh_slice(self) -> None:
-        """Recut (cached: only when entry, direction or plane change) and redraw the slice."""
+    def _refresh_slice(self, readout: dict | None = None) -> None:
+        """Recut (cached: only when entry, direction or plane change) and redraw the slice;
+        ``readout`` is the controller's, when the caller already has it."""
         if self.slice_dock.isHidden():
             return
         n = self.controller.current
-        r = self.controller.readout()
+        r = readout if readout is not None else self.controller.readout()
         self.slice_view.update_needle(self.atlas, n, depth=0.0 if n is None else n.depth,
                                       tip_label="" if r is None else r["tip"])
 
@@ -509,7 +508,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._refresh_slice()
         elif event == "needle":
             self._refresh_readout(data["readout"])
-            self._refresh_slice()
+            self._refresh_slice(data["readout"])
         elif event == "feedback":
             style = LEVEL_STYLE.get(data["level"], "")
             self.feedback_view.append(f'<span style="{style}">{html.escape(data["text"])}</span>')
@@ -697,8 +696,8 @@ class MainWindow(QtWidgets.QMainWindow):
                               f"(tilt {r['tilt_deg']:.0f}\N{DEGREE SIGN})")
         self.r_tip.setText(r["tip"])
         self.r_resist.setValue(int(round(100 * r["resistance"])))
-        grip = r["resistance"] >= 0.4 and not r["bone"]
-        self.r_resist.setStyleSheet("QProgressBar::chunk { background: %s; }" % ("#c0392b" if grip else "#7f8c8d"))
+        self.r_resist.setStyleSheet("QProgressBar::chunk { background: %s; }"
+                                    % ("#c0392b" if r["grasped"] else "#7f8c8d"))
         self.r_feel.setText(r["feel"])
         self.r_layers.setText(" \N{RIGHTWARDS ARROW} ".join(r["layers"]) or "-")
         if r["clearance_mm"] is None:

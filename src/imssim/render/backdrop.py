@@ -54,7 +54,8 @@ class SceneBackdrop:
         self._want_capture = False
         self._fast = False
         self._t0 = 0.0
-        self._props_stamp = None
+        self._start_stamp = None  # the stamp taken as the current frame began
+        self._bd_renderer = None  # made on the first fast frame
         rw = plotter.render_window
         self._tags = [(rw, rw.AddObserver("StartEvent", self._on_start)),
                       (rw, rw.AddObserver("EndEvent", self._on_end)),
@@ -79,9 +80,8 @@ class SceneBackdrop:
         for obj, tag in self._tags:
             obj.RemoveObserver(tag)
         self._tags = []
-        r = getattr(self, "_bd_renderer", None)
-        if r is not None:
-            self.plotter.render_window.RemoveRenderer(r)
+        if self._bd_renderer is not None:
+            self.plotter.render_window.RemoveRenderer(self._bd_renderer)
             self._bd_renderer = None
 
     def pixels(self):
@@ -98,7 +98,8 @@ class SceneBackdrop:
         return np.flipud(vtk_to_numpy(arr).reshape(h, w, 3)).copy()
 
     def stamp(self, props: tuple | None = None) -> tuple:
-        """What the scene layer's picture depends on (cheap: no rendering)."""
+        """What the scene layer's picture depends on (cheap: no rendering). ``props`` reuses
+        the props' part of an earlier stamp (their redraw times: ~4 ms for 300 props)."""
         rw = self.plotter.render_window
         cam = self.base.GetActiveCamera()
         if props is None:
@@ -109,12 +110,11 @@ class SceneBackdrop:
                 p = coll.GetNextProp()
                 items.append((p.GetVisibility(), p.GetRedrawMTime()))
             props = tuple(items)
-        self._props_stamp = props
         return (tuple(rw.GetActualSize()), cam.GetMTime(), self.base.GetMTime(), props)
 
     # -- internals --------------------------------------------------------------------------
     def _on_start(self, obj, event) -> None:
-        st = self.stamp()
+        st = self._start_stamp = self.stamp()
         if self.enabled and self._image is not None and self._image[1] == st:
             self._begin_fast()
             return
@@ -124,9 +124,9 @@ class SceneBackdrop:
 
     def _on_end(self, obj, event) -> None:
         if self._fast:
-            props = self._props_stamp  # no prop was touched: only the renderer and camera
             self._end_fast()
-            self._image = (self._image[0], self.stamp(props))
+            # no prop was touched (only the renderers were switched): their part stands
+            self._image = (self._image[0], self.stamp(self._start_stamp[3]))
             self._last_full_stamp = self._image[1]
             self.fast_frames += 1
             self.last_frame = "fast"
@@ -166,7 +166,7 @@ class SceneBackdrop:
 
     def _backdrop_renderer(self):
         """A renderer on the scene's layer with no props, the copy as its background."""
-        r = getattr(self, "_bd_renderer", None)
+        r = self._bd_renderer
         if r is None:
             import vtk
 

@@ -146,17 +146,12 @@ class Overlay:
         return list(self._highlight)
 
     # -- markers ---------------------------------------------------------------------
-    def add_marker(self, group: str, point, colour=(0.1, 0.45, 1.0), radius: float = 4.0, label: str | None = None):
+    def add_marker(self, group: str, point, colour=(0.1, 0.45, 1.0), radius: float = 4.0):
+        """A small sphere at a point, removed with its group (labels: :meth:`add_label`)."""
         sphere = pv.Sphere(radius=radius, center=tuple(map(float, point)), theta_resolution=16, phi_resolution=16)
         n = f"marker_{group}_{len(self._markers.get(group, []))}"
         actor = self.plotter.add_mesh(sphere, color=colour, pickable=False, name=n, reset_camera=False)
-        names = [n]
-        if label:
-            ln = n + "_label"
-            self.plotter.add_point_labels(np.array([point], float), [label], font_size=12, point_size=1,
-                                          shape_opacity=0.7, always_visible=True, name=ln, reset_camera=False)
-            names.append(ln)
-        self._markers.setdefault(group, []).extend(names)
+        self._markers.setdefault(group, []).append(n)
         return actor
 
     def add_label(self, group: str, point, text: str) -> None:

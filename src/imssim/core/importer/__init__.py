@@ -44,8 +44,8 @@ def manifest_for_folder(folder: str | Path, profile: str, name: str | None = Non
                         skipped: list | None = None) -> Manifest:
     """A manifest for every recognised file of a dataset folder, using a profile.
 
-    A profile that names files itself (``identify``) takes only the mesh files it knows;
-    the others are appended to ``skipped`` as (file, reason)."""
+    A profile with ``skip_unknown`` takes only the mesh files it can name; the others are
+    appended to ``skipped`` as (file, reason)."""
     from .profiles import MESH_SUFFIXES, PROFILES
 
     folder = Path(folder)
@@ -53,7 +53,7 @@ def manifest_for_folder(folder: str | Path, profile: str, name: str | None = Non
         raise ManifestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
     files = sorted(p for p in folder.rglob(prof["glob"]) if p.is_file())
-    identify = prof.get("identify")
+    identify = prof.get("identify") if prof.get("skip_unknown") else None
     if identify is not None:
         kept, seen = [], set()
         for p in files:
@@ -87,15 +87,14 @@ def manifest_for_folder(folder: str | Path, profile: str, name: str | None = Non
 
 
 def _identity_for(spec: StructureSpec, profile: str | None, parts: dict | None):
-    from .profiles import bodyparts3d_identity, vhm_identity, zanatomy_identity
+    from .profiles import PROFILES, bodyparts3d_identity
 
     if profile is None:
         return None, None
     try:
-        if profile == "vhm":
-            return vhm_identity(spec.file), None
-        if profile == "zanatomy":
-            return zanatomy_identity(spec.file), None
+        identify = PROFILES[profile].get("identify")
+        if identify is not None:
+            return identify(spec.file), None
         if parts is None:
             raise KeyError("the bodyparts3d profile needs a parts list (parts_list in the manifest folder)")
         return bodyparts3d_identity(spec.file, parts)

@@ -215,10 +215,14 @@ def zanatomy_identity(filename: str) -> Identity:
         raise KeyError(f"{filename}: imssim does not know {n!r}") from None
 
 
+#: per profile: the source frame, the attribution, which files of a folder to read, and
+#: ``identify`` (file name -> Identity, KeyError if unknown) where names alone say what a
+#: file is (bodyparts3d needs its parts list); ``skip_unknown``: a folder's unknown files
+#: are skipped and listed rather than an error
 PROFILES = {
-    "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "glob": "VHM_*"},
+    "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "glob": "VHM_*", "identify": vhm_identity},
     "bodyparts3d": {"frame": BODYPARTS3D_FRAME, "attribution": BODYPARTS3D_ATTRIBUTION, "glob": "FJ*.obj"},
     # every mesh file; those it cannot name are skipped (and listed) when a folder is read
     "zanatomy": {"frame": ZANATOMY_FRAME, "attribution": ZANATOMY_ATTRIBUTION, "glob": "*",
-                 "identify": zanatomy_identity},
+                 "identify": zanatomy_identity, "skip_unknown": True},
 }
