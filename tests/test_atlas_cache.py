@@ -79,12 +79,12 @@ def test_build_progress_only_goes_forward(monkeypatch):
     import trimesh
 
     from imssim.core.atlas import Atlas, Structure
-    from imssim.core.build import builtin, myosim
+    from imssim.core.build import builtin
 
     box = trimesh.creation.box()
     toy = Atlas("toy", [Structure("b", "b", "bone", "midline", "thoracic", box.vertices, box.faces)], [])
 
-    def fake_myosim(progress):
+    def fake_base(progress):
         for f in (0.0, 0.5, 1.0):
             progress("muscles", f)
         return toy
@@ -93,7 +93,7 @@ def test_build_progress_only_goes_forward(monkeypatch):
         for f in (0.0, 0.3, 0.9, 1.0):
             progress("sub-step", f)
 
-    monkeypatch.setattr(myosim, "build", fake_myosim)
+    monkeypatch.setattr(builtin, "base", fake_base)
     monkeypatch.setattr(builtin, "STAGES", [stage, stage, stage])
     seen = []
     builtin.build(lambda m, f: seen.append(f))

@@ -38,13 +38,14 @@ class MuscleFacts:
 def _facts_from(entries: dict, sources: dict) -> dict[str, MuscleFacts]:
     out = {}
     for key, e in entries.items():
-        first, last = e["roots"]
+        # cranial-nerve muscles (face, jaw) have no spinal roots: ``roots: null``
+        first, last = e["roots"] if e.get("roots") else (None, None)
         srcs = tuple(sources.get(k, k) for k in e.get("sources", []))
         out[key] = MuscleFacts(
             key=key,
             canonical=e.get("canonical", key),
             nerve=e["nerve"],
-            roots=tuple(segment_range(first, last)),
+            roots=tuple(segment_range(first, last)) if first else (),
             dominant=e.get("dominant"),
             segmental=bool(e.get("segmental", False)),
             uncertain=bool(e.get("uncertain", False)),

@@ -1,9 +1,10 @@
 """Finding, caching and loading atlases.
 
-The built-in atlas is built once from myo-sim and cached in the user's cache folder
+The built-in atlas is built once from the shipped BodyParts3D body (``meshes/bodyparts3d``)
+and cached in the user's cache folder
 (``platformdirs``; override with ``IMSSIM_CACHE_DIR``), keyed by a hash of everything
 that goes into it: imssim's version, the builder source files, the data files under
-``meshes/`` and the versions of myo-sim and MuJoCo. A corrupt or stale cache file is
+``meshes/`` (the shipped body's header carries its arrays' sha256). A corrupt or stale cache file is
 detected on load and rebuilt; it never crashes the program.
 
 Imported atlases (``imssim atlas import``) live in the same cache under their own names.
@@ -67,10 +68,10 @@ def builtin_key() -> str:
     for f in sorted(build_dir.glob("*.py")) + [Path(__file__).parent / "atlas.py", Path(__file__).parent / "innervation.py"]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    for f in sorted(meshes_dir().glob("*.yaml")):
+    for f in sorted(meshes_dir().glob("*.yaml")) + [meshes_dir() / "bodyparts3d" / "structures.json"]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    for dist in ("myo-sim", "mujoco", "manifold3d"):
+    for dist in ("manifold3d", "scikit-image"):
         h.update(f"{dist}={_version(dist)}".encode())
     return h.hexdigest()[:16]
 

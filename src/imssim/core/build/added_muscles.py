@@ -34,6 +34,7 @@ from ..atlas import VERTEBRAE, Atlas, Structure
 from ..data import meshes_dir, read_yaml
 from ..innervation import all_muscles
 from . import geometry as geo
+from .landmarks import group_vertices, has_group
 
 SRC = "imssim (attachments on the myo-sim skeleton, meshes/added_muscles.yaml)"
 CELL_MM = 3.0
@@ -53,21 +54,21 @@ class Anchors:
         self.sfx = "r" if side == "right" else "l"
         self.lat = -1.0 if side == "right" else 1.0
         self._bone_h = None
-        cs = atlas.get("cervical_spine").vertices
-        self.cs = cs
-        # cervical levels: C2..C7 evenly between the C2 and C7 spinous landmarks (the
-        # merged cervical mesh has no per-level parts)
-        z2 = atlas.landmark("C2_spinous").xyz[2]
-        z7 = atlas.landmark("C7_spinous").xyz[2]
-        self.cz = {f"C{k}": z2 + (z7 - z2) * (k - 2) / 5.0 for k in range(2, 8)}
-        self.cz["C1"] = atlas.landmark("C1_spinous").xyz[2]
+        self.cs = group_vertices(atlas, "cervical_spine")
+        if "vertebra_C4" in atlas:  # one mesh per level: each level's own centre
+            self.cz = {f"C{k}": float(atlas.get(f"vertebra_C{k}").centroid[2]) for k in range(1, 8)}
+        else:  # a merged cervical mesh: C2..C7 evenly between the C2 and C7 spinous landmarks
+            z2 = atlas.landmark("C2_spinous").xyz[2]
+            z7 = atlas.landmark("C7_spinous").xyz[2]
+            self.cz = {f"C{k}": z2 + (z7 - z2) * (k - 2) / 5.0 for k in range(2, 8)}
+            self.cz["C1"] = atlas.landmark("C1_spinous").xyz[2]
 
     # helpers
     def _L(self, x: float) -> float:
         return self.lat * x
 
     def level_z(self, lv: str) -> float:
-        if lv.startswith("C"):
+        if lv.startswith("C") and lv in self.cz:
             return float(self.cz[lv])
         return float(self.atlas.get(f"vertebra_{lv}").centroid[2])
 
@@ -196,13 +197,13 @@ class Anchors:
     def a_rib(self, k: str) -> np.ndarray:
         """Lateral surface of rib ``k`` (mid-axillary line, at the height of vertebra Tk
         less the rib's downward slope)."""
-        rv = self.atlas.get("ribcage").vertices
+        rv = group_vertices(self.atlas, "ribcage")
         z = self.level_z(f"T{int(k)}") - 30.0
         band = rv[np.abs(rv[:, 2] - z) < 8]
         return band[np.argmax(self.lat * band[:, 0])]
 
     def a_first_rib(self) -> np.ndarray:
-        rv = self.atlas.get("ribcage").vertices
+        rv = group_vertices(self.atlas, "ribcage")
         top = rv[rv[:, 2] > rv[:, 2].max() - 18]
         return top[np.argmax(self.lat * top[:, 0])]
 
@@ -529,9 +530,10 @@ def added_entries() -> dict:
 
 def add_muscles(atlas: Atlas, progress=lambda m, f: None) -> None:
     """Build every muscle of ``meshes/added_muscles.yaml`` on both sides (deepest first)."""
-    entries = added_entries()
+    # entries marked ``build: false`` only carry facts (the built-in body has the muscle)
+    entries = {k: e for k, e in added_entries().items() if e.get("build", True)}
     need = ("cervical_spine", "skull", "ribcage", "scapula_r", "scapula_l")
-    if not entries or not all(n in atlas for n in need):
+    if not entries or not all(has_group(atlas, n) for n in need):
         return
     anchors = {sd: Anchors(atlas, sd) for sd in ("right", "left")}
     facts = all_muscles()

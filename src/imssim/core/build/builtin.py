@@ -1,26 +1,87 @@
-"""The built-in atlas pipeline: myo-sim bones and muscles, then landmarks.
+"""The built-in atlas: the shipped BodyParts3D body, then the derived stages.
 
-Later stages (added neck and upper-back muscles, danger structures, skin) plug in as
-functions ``stage(atlas, progress) -> None`` in :data:`STAGES`; each one's source file is
-part of the cache key, so editing a stage rebuilds the cache.
+The base (every bone and muscle as a closed volume) is read from ``meshes/bodyparts3d/``,
+which ``tools/build_bodyparts3d.py`` builds from the BodyParts3D source folder; see
+:mod:`.bodyparts3d`. Innervation, names and regions come from ``meshes/muscles.yaml``.
+The stages that follow are cheap and derived: landmarks on the real bones, the muscles
+the source lacks that imssim reconstructs on those bones (trapezius), danger structures
+and the skin. Each is a function ``stage(atlas, progress) -> None`` in :data:`STAGES`;
+each one's source file is part of the cache key, so editing a stage rebuilds the cache.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from ..atlas import Atlas
-from . import added_muscles, danger, landmarks, myosim, posture, skin
+from ..atlas import Atlas, Attribution, Structure
+from ..data import meshes_dir
+from ..innervation import all_muscles
+from . import added_muscles, bodyparts3d, danger, landmarks, skin
 
 Progress = Callable[[str, float], None]
+
+VHM_ATTRIBUTION = Attribution(
+    source="Visible Human Male lower-limb surfaces (Andreassen et al., Sci Data 2022)",
+    licence="CC BY 4.0",
+    attribution=(
+        "Andreassen TE, Hume DR, Hamilton LD, Walker KE, Higinbotham SE, Shelburne KB. Three-dimensional lower "
+        "extremity musculoskeletal geometry of the Visible Human Female and Male. Sci Data 2022; "
+        "doi:10.1038/s41597-022-01905-2 (CC BY 4.0); registered to the BodyParts3D skeleton by imssim"
+    ),
+    url="https://doi.org/10.56902/COB.vh.2022.0",
+)
 
 
 def _noop(msg: str, frac: float) -> None:
     pass
 
 
-def _posture(atlas: Atlas, progress: Progress) -> None:
-    posture.correct(atlas)
+def shipped_dir():
+    return meshes_dir() / "bodyparts3d"
+
+
+def base(progress: Progress = _noop) -> Atlas:
+    """The shipped bones and muscles as an :class:`Atlas` (no landmarks, skin or danger)."""
+    progress("reading the shipped BodyParts3D body", 0.0)
+    items, meta = bodyparts3d.load_shipped(shipped_dir())
+    facts = all_muscles()
+    by_alias = {}
+    for f in facts.values():
+        for a in (f.key, f.canonical, *f.aliases):
+            by_alias.setdefault(a, f)
+    structures = []
+    vhm = False
+    for d in items:
+        level = d.get("level")
+        side = d["side"]
+        aliases = tuple(d.get("aliases") or ())
+        inn = None
+        muscle = None
+        region = d.get("region") or ""
+        if d["kind"] == "muscle":
+            f = facts.get(d["key"]) or by_alias.get(d["key"])
+            if f is None:
+                raise ValueError(f"{shipped_dir()}: muscle {d['id']!r} ({d['key']!r}) has no entry in meshes/muscles.yaml")
+            inn = f.innervation(level)
+            muscle = f.canonical
+            region = d.get("region") or f.region
+            pre = f"{side} " if side in ("left", "right") else ""
+            if level:
+                aliases += (f"{pre}{d['key']} at {level}", f"{d['key']} {level} {side}")
+            sfx = d["id"][-2:] if side in ("left", "right") else ""
+            aliases += tuple(f"{pre}{a}" for a in f.aliases) + tuple(f"{a}{sfx}" for a in d.get("old_ids", []))
+        vhm |= "vhm" in (d.get("route") or "")
+        structures.append(
+            Structure(
+                id=d["id"], name=d["name"], kind=d["kind"], side=side, region=region, vertices=d["V"], faces=d["F"],
+                level=level, muscle=muscle, innervation=inn, source=d.get("route") or "BodyParts3D",
+                aliases=tuple(dict.fromkeys(a for a in aliases if a)),
+                meta={k: d[k] for k in ("fma", "source_files", "build", "rib", "route") if d.get(k) is not None},
+            )
+        )
+    attributions = [bodyparts3d.ATTRIBUTION] + ([VHM_ATTRIBUTION] if vhm else [])
+    return Atlas("builtin", structures=structures, attributions=attributions,
+                 meta={"source": "BodyParts3D 3.0 (shipped in meshes/bodyparts3d)", **meta})
 
 
 def _landmarks(atlas: Atlas, progress: Progress) -> None:
@@ -41,17 +102,17 @@ def _danger(atlas: Atlas, progress: Progress) -> None:
     danger.add_danger_structures(atlas, progress)
 
 
-#: Stages run in order after the myo-sim base; each adds to the atlas in place.
+#: Stages run in order after the shipped base; each adds to the atlas in place.
 #: Landmarks come first (they only need bones; the danger structures are placed by
 #: them), the skin last (it wraps every bone and muscle).
-STAGES: list[Callable[[Atlas, Progress], None]] = [_posture, _landmarks, _added_muscles, _danger, _skin]
+STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _added_muscles, _danger, _skin]
 
 
 def build(progress: Progress = _noop) -> Atlas:
-    atlas = myosim.build(lambda m, f: progress(m, 0.7 * f))
+    atlas = base(lambda m, f: progress(m, 0.2 * f))
     for i, stage in enumerate(STAGES):
-        lo = 0.7 + 0.3 * i / max(len(STAGES), 1)
-        hi = 0.7 + 0.3 * (i + 1) / max(len(STAGES), 1)
+        lo = 0.2 + 0.8 * i / max(len(STAGES), 1)
+        hi = 0.2 + 0.8 * (i + 1) / max(len(STAGES), 1)
         progress(f"stage {stage.__name__.strip('_')}", lo)
         # a stage reports its own 0-1; the user sees it within the stage's share (monotone)
         stage(atlas, lambda m, f, lo=lo, hi=hi: progress(m, lo + (hi - lo) * min(max(f, 0.0), 1.0)))

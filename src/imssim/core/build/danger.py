@@ -28,8 +28,9 @@ import numpy as np
 
 from ..atlas import Atlas, Structure
 from . import geometry as geo
+from .landmarks import group_vertices
 
-SRC = "imssim (built on the myo-sim skeleton)"
+SRC = "imssim (built on the BodyParts3D skeleton)"
 
 
 def _tube(points, radius, sides=16, aspect=1.0, flat_dir=None):
@@ -210,7 +211,7 @@ def vertebral_arteries(atlas: Atlas) -> list[Structure]:
     out = []
     if not all(f"C{k}_spinous" in atlas.landmarks for k in range(1, 8)):
         return out
-    cs = atlas.get("cervical_spine").vertices if "cervical_spine" in atlas else None
+    cs = group_vertices(atlas, "cervical_spine")
     if cs is None:
         return out
     yf = np.percentile(cs[:, 1], 35)  # transverse foramina lie in front of the canal
@@ -240,9 +241,9 @@ def lungs(atlas: Atlas) -> list[Structure]:
     from scipy.spatial import ConvexHull, Delaunay
     from skimage import measure
 
-    if "ribcage" not in atlas:
+    rv = group_vertices(atlas, "ribcage")
+    if rv is None:
         return []
-    rv = atlas.get("ribcage").vertices
     spine = [atlas.get(f"vertebra_T{i}") for i in range(1, 13) if f"vertebra_T{i}" in atlas]
     zmin_lung = atlas.get("vertebra_T11").centroid[2] if "vertebra_T11" in atlas else rv[:, 2].min()
     ztop = rv[:, 2].max()

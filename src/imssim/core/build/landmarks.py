@@ -28,6 +28,29 @@ def _lateral(side: str) -> np.ndarray:
     return LEFT if side == "left" else -LEFT
 
 
+#: Bones that older atlases held merged and BodyParts3D holds one by one.
+GROUPS = {"ribcage": ("rib_",), "cervical_spine": tuple(f"vertebra_C{k}" for k in range(1, 8))}
+
+
+def group_vertices(atlas: Atlas, gid: str) -> np.ndarray | None:
+    """Vertices of a merged bone (``ribcage``, ``cervical_spine``) or of its parts."""
+    if gid in atlas:
+        return atlas.get(gid).vertices
+    pre = GROUPS.get(gid, ())
+    parts = [s.vertices for s in atlas.find(kind="bone") if s.id.startswith(pre)]
+    return np.vstack(parts) if parts else None
+
+
+def has_group(atlas: Atlas, gid: str) -> bool:
+    return group_vertices(atlas, gid) is not None
+
+
+def lamina_point(v: np.ndarray, side: str, midline_x: float = 0.0, band: tuple[float, float] = (12.0, 20.0)) -> np.ndarray:
+    """The posterior surface of the lamina: the most posterior vertex ``band`` mm lateral."""
+    d = (v[:, 0] - midline_x) * (1.0 if side == "left" else -1.0)
+    return _extreme(v, POSTERIOR, (d >= band[0]) & (d <= band[1]))
+
+
 def spinous_tip(v: np.ndarray, midline_x: float = 0.0, half_width: float = 8.0) -> np.ndarray:
     mask = np.abs(v[:, 0] - midline_x) < half_width
     return _extreme(v, POSTERIOR, mask)
@@ -64,6 +87,9 @@ def find_landmarks(atlas: Atlas) -> list[Landmark]:
             lvl = s.level
             add(f"{lvl}_spinous", f"{lvl} spinous process", spinous_tip(s.vertices, midline_x), s.id,
                 "tip of the spinous process: most posterior vertex within 8 mm of the midline")
+            for side, sfx in (("right", "r"), ("left", "l")):
+                add(f"{lvl}_lamina_{sfx}", f"{lvl} lamina ({side})", lamina_point(s.vertices, side, midline_x), s.id,
+                    "posterior surface of the lamina: most posterior vertex 12-20 mm from the midline")
     if "cervical_spine" in atlas:
         cs = atlas.get("cervical_spine")
         for lvl, p in cervical_levels(cs.vertices).items():
