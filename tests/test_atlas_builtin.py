@@ -11,7 +11,7 @@ from imssim.core.build.geometry import is_watertight
 IMS_MUSCLES = [
     # lumbar spine
     "multifidus_L1_r", "multifidus_L2_r", "multifidus_L3_r", "multifidus_L4_r", "multifidus_L5_r",
-    "multifidus_L5_l", "longissimus_lumbar_part_r", "iliocostalis_lumbar_part_r",
+    "multifidus_L5_l", "longissimus_thoracic_part_r", "iliocostalis_lumbar_part_r",
     "quadratus_lumborum_r", "psoas_major_r",
     # legs
     "gluteus_maximus_r", "gluteus_medius_r", "gluteus_minimus_r", "piriformis_r", "tensor_fasciae_latae_r",
@@ -86,7 +86,7 @@ def test_paraspinal_medial_to_lateral_order(atlas):
     """At L4, multifidus lies medial to longissimus, longissimus medial to iliocostalis."""
     for sfx in ("r", "l"):
         mf = np.abs(_lumbar_band(atlas, f"multifidus_L3_{sfx}")[:, 0]).mean()
-        lt = np.abs(_lumbar_band(atlas, f"longissimus_lumbar_part_{sfx}")[:, 0]).mean()
+        lt = np.abs(_lumbar_band(atlas, f"longissimus_thoracic_part_{sfx}")[:, 0]).mean()
         il = np.abs(_lumbar_band(atlas, f"iliocostalis_lumbar_part_{sfx}")[:, 0]).mean()
         assert mf < lt < il, (sfx, mf, lt, il)
 
@@ -194,9 +194,7 @@ def test_save_load_roundtrip(atlas, tmp_path):
 
 
 def test_muscles_stay_on_their_own_side(atlas):
-    """+x is the patient's left: no left or right muscle reaches across the midline
-    (myo-sim's rectus abdominis pair is named the wrong way round and one left longissimus
-    fascicle strays 30 mm to the right; the build repairs both)."""
+    """+x is the patient's left: no left or right muscle reaches across the midline."""
     for s in atlas:
         if s.kind != "muscle" or s.side not in ("left", "right"):
             continue

@@ -1,6 +1,6 @@
-"""The completed atlas (issue #3): added neck, upper-back, shoulder-girdle and deep gluteal
-muscles, their metadata, their layering along posterior needle paths, and published
-depths over the thorax for two body builds."""
+"""The completed atlas: the neck, upper-back, shoulder-girdle and deep gluteal muscles
+(BodyParts3D's, plus the trapezius imssim lays over them), their metadata, their layering
+along posterior needle paths, and published depths over the thorax for two body builds."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from imssim.core.traversal import TissueIndex
 
 PLANNED = [
     "trapezius_upper", "trapezius_middle", "trapezius_lower", "levator_scapulae", "rhomboid_major",
-    "rhomboid_minor", "splenius_capitis", "semispinalis_capitis", "scalenes", "serratus_anterior",
-    "quadratus_femoris", "gemelli", "obturator_internus",
+    "rhomboid_minor", "splenius_capitis", "semispinalis_capitis", "scalenus_medius", "serratus_anterior",
+    "quadratus_femoris", "gemellus_superior", "obturator_internus",
 ]
-MF_LEVELS = segment_range("C3", "C7") + segment_range("T1", "T12")
+MF_LEVELS = segment_range("C3", "C7") + segment_range("T1", "T12") + segment_range("L1", "L5")
 ERECTOR = ("longissimus", "iliocostalis")
 
 
@@ -52,7 +52,7 @@ def test_added_muscles_exist_with_metadata(atlas, sfx, side):
         assert s.kind == "muscle" and s.side == side, s.id
         assert s.muscle and s.innervation and s.innervation.roots and s.innervation.source, s.id
         assert s.name.startswith(side), s.name
-        assert s.region in ("cervical", "thoracic", "gluteal"), (s.id, s.region)
+        assert s.region in ("cervical", "thoracic", "gluteal", "shoulder"), (s.id, s.region)
         assert s.volume > 1000, (s.id, s.volume)  # a real volume, outward-facing
     trap = atlas.get(f"trapezius_upper_{sfx}")
     assert trap.muscle == "trapezius" and "accessory" in trap.innervation.nerve
@@ -71,7 +71,7 @@ def test_segment_lookup_finds_the_added_muscles(atlas):
     c5 = {s.id for s in atlas.muscles_for_segment("C5")}
     assert {"multifidus_C5_r", "rhomboid_major_r", "levator_scapulae_l", "serratus_anterior_r"} <= c5
     s1 = {s.id for s in atlas.muscles_for_segment("S1")}
-    assert {"obturator_internus_r", "gemelli_l"} <= s1
+    assert {"obturator_internus_r", "gemellus_superior_l"} <= s1
 
 
 def test_multifidus_levels_descend_in_order(atlas):
@@ -82,26 +82,22 @@ def test_multifidus_levels_descend_in_order(atlas):
         assert -35 < c[0] < 0
 
 
-def test_added_meshes_watertight(atlas):
+def test_trapezius_is_built_and_watertight(atlas):
     added = [s for s in atlas if s.meta.get("added")]
-    assert len(added) == 2 * (len(PLANNED) + len(MF_LEVELS))
+    assert sorted(s.id for s in added) == sorted(f"trapezius_{p}_{x}" for p in ("upper", "middle", "lower") for x in "rl")
     for s in added:
         assert is_watertight(s.vertices, s.faces), s.id
 
 
 def test_sheets_lie_on_bone_not_floating(atlas):
-    # the rhomboid's deep surface is close to the ribs/erector spinae below it
-    rib = atlas.get("ribcage")
-    import trimesh
+    # the trapezius' deep surface is close to the muscles and bones below it
+    from scipy.spatial import cKDTree
 
-    rh = atlas.get("rhomboid_major_r")
-    pts = rh.vertices[(rh.vertices[:, 0] < -30) & (rh.vertices[:, 0] > -50)]
-    assert len(pts)
-    _, dist, _ = trimesh.proximity.closest_point(trimesh.Trimesh(rib.vertices, rib.faces, process=False), pts)
-    assert np.median(dist) < 25.0
-    # serratus anterior wraps the lateral thorax, outside the ribs
-    sa = atlas.get("serratus_anterior_r").vertices
-    assert sa[:, 0].min() < rib.vertices[:, 0].min() + 5
+    below = np.vstack([s.vertices for s in atlas if s.id.startswith(("rhomboid_", "splenius_", "semispinalis_", "supraspinatus_"))])
+    tree = cKDTree(below)
+    for sid in ("trapezius_upper_r", "trapezius_middle_r", "trapezius_lower_l"):
+        d, _ = tree.query(atlas.get(sid).vertices)
+        assert np.median(d) < 12.0, (sid, np.median(d))
 
 
 # -- layering along posterior needle paths ----------------------------------------------
@@ -117,8 +113,8 @@ def test_layering_at_c6(atlas, index):
     deep = first_index(order, ("splenius_capitis_r", "semispinalis_capitis_r"))
     mf = first_index(order, "multifidus_C")
     assert 0 < deep < mf, order
-    assert order[-1].startswith("multifidus_C"), order  # multifidus deepest, on the lamina
-    assert tr.bone_contact is not None and tr.bone_contact.structure == "cervical_spine"
+    assert order[-1].startswith(("multifidus_C", "rotatores_C")), order  # deepest, on the lamina
+    assert tr.bone_contact is not None and tr.bone_contact.structure.startswith("vertebra_C")
 
 
 def test_layering_at_t4(atlas, index):
@@ -129,7 +125,7 @@ def test_layering_at_t4(atlas, index):
     order = muscles_in_order(tr)
     assert order[0].startswith("trapezius_"), order
     rh = first_index(order, "rhomboid_")
-    deep = first_index(order, ("multifidus_T",) + ERECTOR)
+    deep = first_index(order, ("multifidus_T", "rotatores_T", "semispinalis_", "spinalis_") + ERECTOR)
     assert 0 < rh < deep, order
     assert tr.bone_contact is not None and tr.bone_contact.structure.startswith("vertebra_T")
     assert not tr.breaches
@@ -141,7 +137,7 @@ def test_layering_at_l4(atlas, index):
     kinds = [iv.kind for iv in tr.intervals]
     assert kinds[:2] == ["skin", "subcutaneous"]
     order = muscles_in_order(tr)
-    assert order and all(m.startswith(("multifidus_L",) + ERECTOR) for m in order), order
+    assert order and all(m.startswith(("multifidus_L", "rotatores_L") + ERECTOR) for m in order), order
     assert any(m.startswith("multifidus_L") for m in order)
     assert tr.bone_contact is not None and tr.bone_contact.structure == "vertebra_L4"
 
@@ -176,7 +172,7 @@ def _depths(ix, pts):
         m = [iv for iv in tr.intervals if iv.kind == "muscle"]
         if m:
             first_muscle.append(m[0].entry_depth)
-        if tr.bone_contact is not None and tr.bone_contact.structure == "ribcage":
+        if tr.bone_contact is not None and tr.bone_contact.structure.startswith("rib_"):
             rib.append(tr.bone_contact.depth)
         b = [b for b in tr.breaches if b.harm == "pneumothorax"]
         if b:
@@ -220,7 +216,9 @@ def test_t4_paraspinal_pleura_depth(atlas, index, obese_index):
 def test_lungs_inside_the_rib_cage_slice_by_slice(atlas):
     from scipy.spatial import Delaunay
 
-    rib = atlas.get("ribcage").vertices
+    from imssim.core.build.landmarks import group_vertices
+
+    rib = group_vertices(atlas, "ribcage")
     ztop = rib[:, 2].max()
     for sid in ("lung_r", "lung_l"):
         v = atlas.get(sid).vertices
@@ -236,7 +234,7 @@ def test_lungs_inside_the_rib_cage_slice_by_slice(atlas):
 
 def test_added_muscles_inside_the_skin(atlas, index):
     for stem in ("trapezius_upper_r", "serratus_anterior_l", "levator_scapulae_r", "quadratus_femoris_r",
-                 "multifidus_C5_l", "scalenes_r"):
+                 "multifidus_C5_l", "scalenus_medius_r", "deltoid_r", "gastrocnemius_lateral_head_l"):
         s = atlas.get(stem)
         pts = s.vertices[:: max(1, len(s.vertices) // 30)]
         for p in pts:
@@ -248,36 +246,3 @@ def test_added_muscles_inside_the_skin(atlas, index):
             d = np.asarray(d)
             tr = index.query(c - d * 500, d, 500.0, stop_at_bone=False)
             assert tr.intervals and tr.intervals[0].kind == "skin", (stem, d)
-
-
-def test_scapula_lies_on_the_chest_wall(atlas):
-    """The posture correction brings each scapula's medial border to ~1 cm off the ribs
-    (serratus anterior and subscapularis between); myo-sim's rest pose has ~2 cm."""
-    import trimesh
-
-    rib = atlas.get("ribcage")
-    ribs = trimesh.Trimesh(rib.vertices, rib.faces, process=False)
-    for sfx in ("r", "l"):
-        v = atlas.get(f"scapula_{sfx}").vertices
-        medial = v[np.abs(v[:, 0]) < np.abs(v[:, 0]).min() + 12]
-        _, d, _ = trimesh.proximity.closest_point(ribs, medial)
-        assert len(medial) >= 10
-        assert 5.0 <= np.median(d) <= 13.0, (sfx, np.median(d))
-        assert atlas.get(f"infraspinatus_{sfx}").meta.get("posture")  # moved with its bone
-
-
-def test_upper_thoracic_erector_spinae_are_thin(atlas):
-    """Above T7 the erector spinae are flattened onto the ribs (myo-sim's spindle unions
-    stood 10-15 mm proud of them); the lumbar part keeps its bulk."""
-    z4 = atlas.get("vertebra_T4").centroid[2]
-    z_l3 = atlas.get("vertebra_L3").centroid[2]
-    for sid in ("longissimus_thoracic_part_r", "longissimus_thoracic_part_l"):
-        v = atlas.get(sid).vertices
-        t4 = v[np.abs(v[:, 2] - z4) < 8]
-        assert len(t4), sid
-        assert np.ptp(t4[:, 1]) < 13.0, (sid, np.ptp(t4[:, 1]))
-        assert atlas.get(sid).meta.get("flattened_above_T7") == 0.5
-    v = atlas.get("longissimus_thoracic_part_r").vertices
-    l3 = v[np.abs(v[:, 2] - z_l3) < 8]
-    assert np.ptp(l3[:, 1]) > 15.0  # the lumbar part keeps its bulk
-    assert atlas.get("iliocostalis_thoracic_part_l").meta.get("flattened_above_T7") == 0.5

@@ -96,7 +96,9 @@ def test_danger_structures_exist_with_their_harm(atlas):
 
 
 def test_lungs_inside_the_rib_cage(atlas, index):
-    rib = atlas.get("ribcage").vertices
+    from imssim.core.build.landmarks import group_vertices
+
+    rib = group_vertices(atlas, "ribcage")
     for sid in ("lung_r", "lung_l"):
         v = atlas.get(sid).vertices
         below_apex = v[v[:, 2] < rib[:, 2].max()]

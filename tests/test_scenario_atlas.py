@@ -125,18 +125,20 @@ def test_segmental_rule_bilateral_and_several_levels(tmp_path, atlas):
     sc = case(tmp_path, atlas, segments="[L4, L5]", side="bilateral")
     ts = derive_targets(sc, atlas)
     para = {t.structure for t in ts if t.kind == "paraspinal"}
-    assert para == {"multifidus_L4_r", "multifidus_L4_l", "multifidus_L5_r", "multifidus_L5_l"}
+    # the segmental paraspinals at each level, both sides: multifidus and the rotatores deep to it
+    assert para == {f"{m}_{lv}_{x}" for m in ("multifidus", "rotatores") for lv in ("L4", "L5") for x in "rl"}
     by = {t.structure: t for t in ts}
     assert by["gluteus_medius_l"].segments == ("L4", "L5")
     assert "vastus_lateralis_l" in by and "vastus_lateralis_r" in by
 
 
 def test_level_without_multifidus_uses_nearest_within_tolerance(tmp_path, atlas):
-    sc = case(tmp_path, atlas, segments="[S1]")
+    # the body's multifidus ends over the sacrum (S1): S2 borrows it
+    sc = case(tmp_path, atlas, segments="[S2]")
     by = {t.structure: t for t in derive_targets(sc, atlas)}
-    assert by["multifidus_L5_r"].segments == ("S1",) and "nearest" in by["multifidus_L5_r"].reason
+    assert by["multifidus_S1_r"].segments == ("S2",) and "nearest" in by["multifidus_S1_r"].reason
     assert "gastrocnemius_medial_head_r" in by and "piriformis_r" in by
-    sc0 = case(tmp_path, atlas, segments="[S1]", extra="targets: {level_tolerance: 0}\n")
+    sc0 = case(tmp_path, atlas, segments="[S2]", extra="targets: {level_tolerance: 0}\n")
     assert not [t for t in derive_targets(sc0, atlas) if t.kind == "paraspinal"]
 
 

@@ -27,6 +27,7 @@ class MuscleFacts:
     region: str
     sources: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    target: bool = True  # False: never a derived IMS target (see scenario.targets)
 
     def innervation(self, level: str | None = None) -> Innervation:
         src = "; ".join(self.sources)
@@ -52,6 +53,7 @@ def _facts_from(entries: dict, sources: dict) -> dict[str, MuscleFacts]:
             region=e.get("region", ""),
             sources=srcs,
             aliases=tuple(e.get("aliases", ())),
+            target=bool(e.get("target", True)),
         )
     return out
 

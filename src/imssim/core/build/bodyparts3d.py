@@ -277,8 +277,12 @@ def _segmental_job(args) -> list[dict]:
         dist_bone = ndi.distance_transform_edt(~bone) * h
         gutter = (lat * P[..., 0] >= 1.0) & (lat * P[..., 0] <= half) & (P[..., 1] >= y_floor) & (dist_bone <= depth)
         gutter &= (z >= lz.min() - 15) & (z <= lz.max() + 10)
-        solid = (solid | gutter) & ~occupied
-        solid &= lat * P[..., 0] >= 0.5
+        # on the bone (the deepest 6 mm) multifidus wins over the muscles BodyParts3D lays
+        # too deep (semispinalis thoracis, longissimus at T11-T12): the laminar fibres are there
+        solid = (solid | gutter) & ~(occupied & (dist_bone > 6.0))
+    if P is None:
+        P = grid.points(np.indices(grid.shape).reshape(3, -1).T).reshape(*grid.shape, 3)
+    solid &= lat * P[..., 0] >= 0.5  # each side's muscle stays on its side of the midline
     solid &= ~bone
     tree = cKDTree(np.vstack(pts))
     labels = np.array(labels)
@@ -287,13 +291,16 @@ def _segmental_job(args) -> list[dict]:
     lvl_of = labels[near]
     out = []
     for lvl in sorted(set(lvl_of)):
-        m = np.zeros_like(solid)
         sel = ijk[lvl_of == lvl]
-        m[sel[:, 0], sel[:, 1], sel[:, 2]] = True
+        a, b = sel.min(axis=0) - 2, sel.max(axis=0) + 3  # a box around this level only
+        sub = voxel.Grid(grid.origin + a * h, h, tuple(int(n) for n in b - a))
+        m = np.zeros(sub.shape, bool)
+        q = sel - a
+        m[q[:, 0], q[:, 1], q[:, 2]] = True
         m = voxel.keep_largest_components(m, 0.05)
         if m.sum() * h**3 < 50:  # a few voxels at the end of the column
             continue
-        Vc, Fc = voxel.surface(m, grid, 0.6)
+        Vc, Fc = voxel.surface(m, sub, 0.6)
         Vc, Fc = simplify_manifold(Vc, Fc, 0.3)
         out.append({"id": f"{stem}_{lvl}{_sfx(side)}", "side": side, "level": lvl, "V": Vc.astype(np.float32),
                     "F": Fc.astype(np.int32), "meta": {"voxel_mm": h, "close_mm": close_mm, "gutter": stem == "multifidus",

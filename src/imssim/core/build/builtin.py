@@ -76,7 +76,9 @@ def base(progress: Progress = _noop) -> Atlas:
                 id=d["id"], name=d["name"], kind=d["kind"], side=side, region=region, vertices=d["V"], faces=d["F"],
                 level=level, muscle=muscle, innervation=inn, source=d.get("route") or "BodyParts3D",
                 aliases=tuple(dict.fromkeys(a for a in aliases if a)),
-                meta={k: d[k] for k in ("fma", "source_files", "build", "rib", "route") if d.get(k) is not None},
+                meta={**{k: d[k] for k in ("fma", "source_files", "build", "rib", "route") if d.get(k) is not None},
+                      **({"target": False} if d["kind"] == "muscle" and not f.target else {}),
+                      **({"uncertain": True} if d["kind"] == "muscle" and f.uncertain else {})},
             )
         )
     attributions = [bodyparts3d.ATTRIBUTION] + ([VHM_ATTRIBUTION] if vhm else [])

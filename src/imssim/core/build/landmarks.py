@@ -45,10 +45,19 @@ def has_group(atlas: Atlas, gid: str) -> bool:
     return group_vertices(atlas, gid) is not None
 
 
-def lamina_point(v: np.ndarray, side: str, midline_x: float = 0.0, band: tuple[float, float] = (12.0, 20.0)) -> np.ndarray:
-    """The posterior surface of the lamina: the most posterior vertex ``band`` mm lateral."""
+def lamina_point(v: np.ndarray, side: str, midline_x: float = 0.0, band: tuple[float, float] = (10.0, 18.0),
+                 tip_z: float | None = None) -> np.ndarray:
+    """The posterior surface of the lamina ``band`` mm lateral: of the vertices within 4 mm
+    of the most posterior one there, the one nearest the spinous tip's height (a needle
+    beside the tip meets it with the least cranial tilt)."""
     d = (v[:, 0] - midline_x) * (1.0 if side == "left" else -1.0)
-    return _extreme(v, POSTERIOR, (d >= band[0]) & (d <= band[1]))
+    sel = v[(d >= band[0]) & (d <= band[1])]
+    if len(sel) == 0:
+        return _extreme(v, POSTERIOR)
+    back = sel[sel[:, 1] >= sel[:, 1].max() - 4.0]
+    if tip_z is None:
+        return back[np.argmax(back[:, 1])]
+    return back[np.argmin(np.abs(back[:, 2] - tip_z))]
 
 
 def spinous_tip(v: np.ndarray, midline_x: float = 0.0, half_width: float = 8.0) -> np.ndarray:
@@ -87,9 +96,10 @@ def find_landmarks(atlas: Atlas) -> list[Landmark]:
             lvl = s.level
             add(f"{lvl}_spinous", f"{lvl} spinous process", spinous_tip(s.vertices, midline_x), s.id,
                 "tip of the spinous process: most posterior vertex within 8 mm of the midline")
+            tip_z = float(spinous_tip(s.vertices, midline_x)[2])
             for side, sfx in (("right", "r"), ("left", "l")):
-                add(f"{lvl}_lamina_{sfx}", f"{lvl} lamina ({side})", lamina_point(s.vertices, side, midline_x), s.id,
-                    "posterior surface of the lamina: most posterior vertex 12-20 mm from the midline")
+                add(f"{lvl}_lamina_{sfx}", f"{lvl} lamina ({side})", lamina_point(s.vertices, side, midline_x, tip_z=tip_z),
+                    s.id, "posterior surface of the lamina 10-18 mm from the midline, nearest the spinous tip's height")
     if "cervical_spine" in atlas:
         cs = atlas.get("cervical_spine")
         for lvl, p in cervical_levels(cs.vertices).items():

@@ -58,8 +58,21 @@ class ResolvedTarget:
         }
 
 
+#: Paraspinal muscles supplied level by level (the medial branch of that level's dorsal
+#: ramus): each structure has its ``level``. Rotatores lie deep to multifidus on the laminae.
+SEGMENTAL_MUSCLES = ("multifidus", "rotatores")
+
+
 def is_multifidus(s: Structure) -> bool:
-    return s.kind == "muscle" and bool(s.level) and (s.muscle or "").startswith("multifidus")
+    """A segmental paraspinal muscle (multifidus or rotatores) with its level."""
+    return s.kind == "muscle" and bool(s.level) and (s.muscle or "").startswith(SEGMENTAL_MUSCLES)
+
+
+def is_derived_target(s: Structure) -> bool:
+    """False for muscles IMS does not needle as a myotome target (``target: false`` in
+    meshes/muscles.yaml: the anterior neck's strap muscles, the intercostals and the
+    diaphragm over the lung, the pelvic floor); authors may still add them by hand."""
+    return s.meta.get("target", True) is not False
 
 
 def is_dorsal_ramus_muscle(s: Structure) -> bool:
@@ -153,7 +166,7 @@ def derive(scenario: Scenario, atlas: Atlas) -> Derivation:
                         )
                 if t.peripheral:
                     for s in atlas.muscles_for_segment(seg):
-                        if s.side != side or is_multifidus(s) or is_dorsal_ramus_muscle(s):
+                        if s.side != side or is_multifidus(s) or is_dorsal_ramus_muscle(s) or not is_derived_target(s):
                             continue
                         w = t.peripheral_weight
                         inn = s.innervation

@@ -46,7 +46,7 @@ def describe_needle(ctx, s: PoseSample, twitched: bool | None = None) -> str:
             out += f" (resting on the {ctx.atlas.structures[s.bone].name})"
         if st.kind == "muscle":
             inn = st.innervation
-            if st.level and st.muscle and "multifidus" in st.muscle:
+            if st.level and st.muscle and st.muscle.startswith(("multifidus", "rotatores")):
                 out += f", supplied level by level (dorsal ramus {st.level})"
             elif inn is not None:
                 nerve = inn.nerve if inn.nerve.lower().endswith(("nerve", "nerves", "rami", "ramus")) else f"{inn.nerve} nerve"
