@@ -56,7 +56,7 @@ def cmd_import(args) -> int:
     from ..core.importer import import_atlas
 
     atlas = import_atlas(args.manifest, name=args.name, profile=args.profile, progress=_progress(),
-                         parts_list=args.parts_list, fill=args.fill)
+                         parts_list=args.parts_list, fill=args.fill, force=getattr(args, "force", False))
     s = atlas.summary()
     print(f"imported {s['structures']} structures, {s['landmarks']} landmarks into atlas {atlas.name!r} "
           f"({store.imported_path(atlas.name)})")
@@ -82,6 +82,7 @@ def cmd_fetch(args) -> int:
     print(f"{len(files)} files checked (sha256) in {dest}")
     if args.do_import:
         args.manifest, args.profile, args.name, args.parts_list = str(dest), "vhm", args.dataset, None
+        args.force = getattr(args, "force", False)
         args.fill = args.fill
         return cmd_import(args)
     print(f"import them with: imssim atlas import {dest} --profile vhm --name {args.dataset}")
@@ -128,6 +129,7 @@ def add_actions(asub) -> None:
     p.add_argument("--parts-list", help="BodyParts3D parts list (default: found in the folder)")
     p.add_argument("--fill", choices=["none", "builtin"], help="add the built-in structures the dataset lacks "
                                                                "(default: the manifest's fill, else none)")
+    p.add_argument("--force", action="store_true", help="replace an imported atlas of the same name")
     p.set_defaults(func=cmd_import)
     p = asub.add_parser("fetch", help="download an open dataset (sha256-checked)")
     p.add_argument("dataset", choices=["vhm-lowerlimb"])
@@ -137,6 +139,7 @@ def add_actions(asub) -> None:
     p.add_argument("--import", dest="do_import", action="store_true", help="import them as an atlas afterwards")
     p.add_argument("--fill", choices=["none", "builtin"], default=None,
                    help="with --import: add the built-in structures the dataset lacks")
+    p.add_argument("--force", action="store_true", help="with --import: replace an imported atlas of the same name")
     p.set_defaults(func=cmd_fetch)
     p = asub.add_parser("use", help="select the atlas later runs use")
     p.add_argument("name")

@@ -128,12 +128,15 @@ def import_atlas(
     save: bool = True,
     parts_list: str | Path | None = None,
     fill: str | None = None,
+    force: bool = False,
 ) -> Atlas:
     """Import an atlas from a manifest file (or, with a ``profile``, a dataset folder).
 
     ``reference`` is the atlas to align to (default: the built-in atlas). Returns the new
     atlas (also saved under ``store.imported_path(name)`` when ``save``); its
-    ``meta['fit']`` holds the fit report.
+    ``meta['fit']`` holds the fit report. The name must be a safe atlas name
+    (``store.check_name``; ``builtin`` is reserved) and an existing imported atlas of that
+    name is replaced only with ``force``.
     """
     from .. import store
     from .profiles import read_parts_list
@@ -156,7 +159,10 @@ def import_atlas(
     if isinstance(manifest, Manifest) and not base_dir.is_absolute():
         base_dir = base_dir.resolve()
     prof = profile or man.profile
-    name = name or man.name
+    name = store.check_name(name or man.name)
+    if save and not force and store.imported_path(name).exists():
+        raise ManifestError(f"atlas {name!r} already exists ({store.imported_path(name)}); "
+                            "choose another --name or add --force to replace it")
     parts = None
     if prof == "bodyparts3d":
         cand = [Path(parts_list)] if parts_list else sorted(base_dir.glob("*element_parts.txt")) + sorted(base_dir.glob("*parts*.csv"))
