@@ -435,7 +435,8 @@ ACTION_FIELDS = {
     "palpate": {"structure": (_is_text, True), "point": (_is_vec, False), "normal": (_is_vec, False)},
     "mark": {"segments": (lambda v: isinstance(v, list) and all(_is_text(x) for x in v), True)},
     "answer": {"item": (lambda v: _is_int(v) or _is_text(v), True),
-               "answer": (lambda v: v is None or _is_text(v) or (isinstance(v, list) and all(_is_text(x) for x in v)),
+               "answer": (lambda v: v is None or _is_text(v) or _is_int(v)
+                          or (isinstance(v, list) and len(v) <= 100 and all(_is_text(x) or _is_int(x) for x in v)),
                           True)},
     "finish": {},
 }
