@@ -4,8 +4,11 @@ The public entry point is :func:`import_atlas`. An imported atlas is an ordinary
 :class:`~imssim.core.atlas.Atlas` (same ids as the built-in one where the structure is the
 same, so scenarios and needle queries run on it unchanged) saved with
 ``store.imported_path(name)``; :func:`imssim.core.store.load_atlas` loads it by name.
-Import is all-or-nothing: every file is read and checked first, the atlas is written to a
-temporary file and renamed into place only when everything succeeded.
+Import is all-or-nothing for the files it imports: every file is read and checked first,
+the atlas is written to a temporary file and renamed into place only when everything
+succeeded. A dataset folder's files that a profile does not know are skipped and listed
+(``meta["skipped_files"]``). The source frame is stated, or detected from the anatomy
+(:mod:`.frame`), before anything is aligned (``meta["frame"]``).
 """
 
 from __future__ import annotations
@@ -196,7 +199,6 @@ def import_atlas(
     if man.profile is None and prof is not None:
         man = man.model_copy(update={"profile": prof})
 
-    M = None
     structures: list[Structure] = []
     clean_reports = {}
     n = len(man.structures)
