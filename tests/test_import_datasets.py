@@ -256,3 +256,21 @@ def test_corrupt_stl_and_empty_folder_are_one_line_errors(shared, tmp_path, caps
     assert main(["atlas", "import", str(tmp_path / "junkonly"), "--profile", "vhm", "--name", "j"]) == 2
     err = _error(capsys.readouterr().err)
     assert "nothing to import" in err and "ligaments are not modelled" in err
+
+
+def test_bodyparts3d_folder_as_it_comes_names_from_file_names_rest_listed(shared):
+    """The shared BodyParts3D set (``FJ<n>_BP<n>_FMA<id>_<Name>.obj``, no parts list): files
+    carry their names; the ones imssim does not know are skipped and listed, not an error."""
+    from imssim.core.importer import manifest_for_folder
+    from imssim.core.importer.profiles import bodyparts3d_identity
+
+    skipped: list = []
+    man = manifest_for_folder(shared / "atlas-bodyparts3d", "bodyparts3d", "bp", skipped)
+    files = {s.file for s in man.structures}
+    assert "bones/FJ103_BP4368_FMA24481_Left fibula.obj" in files and len(files) > 150
+    assert bodyparts3d_identity("FJ103_BP4368_FMA24481_Left fibula.obj", None)[0].id == "fibula_l"
+    reasons = dict(skipped)
+    assert reasons["SOURCE.md"] == "not a mesh file"
+    assert "does not know 'Sphenoid bone'" in reasons["bones/FJ119_BP4151_FMA52736_Sphenoid bone.obj"]
+    assert "no FMA name" in reasons["muscles/grp1.obj"]
+    assert len(files) + len(skipped) == sum(1 for p in (shared / "atlas-bodyparts3d").rglob("*") if p.is_file())

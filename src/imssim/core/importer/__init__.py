@@ -74,10 +74,7 @@ def manifest_for_folder(folder: str | Path, profile: str, name: str | None = Non
     if not every:
         raise ManifestError(f"{folder}: empty folder, nothing to import")
     identify = prof.get("identify")
-    if identify is None:  # bodyparts3d: names come from the parts list
-        if parts is None:
-            raise ManifestError(f"{folder}: the bodyparts3d profile needs the data set's parts list "
-                                "(isa_element_parts.txt or a CSV name,fma_id,fj_file)")
+    if identify is None:  # bodyparts3d: names come from the file names or the parts list
         identify = lambda f: bodyparts3d_identity(f, parts)[0]  # noqa: E731
     rel = lambda p: str(p.relative_to(folder))  # noqa: E731
     cands = []
@@ -130,8 +127,6 @@ def _identity_for(spec: StructureSpec, profile: str | None, parts: dict | None):
         identify = PROFILES[profile].get("identify")
         if identify is not None:
             return identify(spec.file), None
-        if parts is None:
-            raise KeyError("the bodyparts3d profile needs a parts list (parts_list in the manifest folder)")
         return bodyparts3d_identity(spec.file, parts)
     except KeyError as e:
         if spec.id and spec.name and spec.kind and spec.side:
@@ -176,6 +171,7 @@ def import_atlas(
     t0 = time.perf_counter()
     skipped: list[tuple[str, str]] = []  # files a profile read from a folder did not know
     parts = None
+    path_is_folder = not isinstance(manifest, Manifest) and Path(manifest).is_dir()
     if isinstance(manifest, Manifest):
         man, base_dir, where = manifest, Path(manifest.base), manifest.name
     else:
@@ -184,7 +180,7 @@ def import_atlas(
             if not profile:
                 raise ManifestError(f"{path}: is a folder; give a manifest file, or a --profile to read the folder with")
             if profile == "bodyparts3d":
-                parts = _parts_list(path, parts_list)
+                parts = _parts_list(path, parts_list, required=False)
             man = manifest_for_folder(path, profile, name, skipped, parts)
             base_dir, where = path, str(path)
         else:
@@ -193,7 +189,7 @@ def import_atlas(
     if isinstance(manifest, Manifest) and not base_dir.is_absolute():
         base_dir = base_dir.resolve()
     if (profile or man.profile) == "bodyparts3d" and parts is None:
-        parts = _parts_list(base_dir, parts_list)
+        parts = _parts_list(base_dir, parts_list, required=not path_is_folder)
     prof = profile or man.profile
     name = name or man.name
     if man.profile is None and prof is not None:
@@ -298,10 +294,14 @@ def import_atlas(
     return atlas
 
 
-def _parts_list(base_dir: Path, parts_list) -> dict:
+def _parts_list(base_dir: Path, parts_list, required: bool = True) -> dict | None:
+    """A BodyParts3D parts list (given, or found in the folder). In a folder it is optional:
+    files whose names carry their FMA name need none, the others are skipped."""
     from .profiles import read_parts_list
 
     cand = [Path(parts_list)] if parts_list else sorted(base_dir.glob("*element_parts.txt")) + sorted(base_dir.glob("*parts*.csv"))
+    if (not cand or not cand[0].is_file()) and not required and not parts_list:
+        return None
     if not cand or not cand[0].is_file():
         raise ManifestError(f"{base_dir}: the bodyparts3d profile needs the data set's parts list "
                             "(isa_element_parts.txt or a CSV name,fma_id,fj_file)")

@@ -17,8 +17,9 @@ gives the dataset's frame and attribution defaults.
   conversion writes it; for Y-up exports (glTF, OBJ defaults) give a manifest with frame
   axes ``LSA``.
 * ``bodyparts3d``: BodyParts3D files ``FJxxxx.obj``. Its parts list (a table of FMA id,
-  English name and FJ file, as shipped with the data set) gives each file's FMA name; the
-  rules in ``meshes/bodyparts3d_names.yaml`` turn FMA names into imssim ids.
+  English name and FJ file, as shipped with the data set) gives each file's FMA name, or
+  the file name carries it (``FJ103_BP4368_FMA24481_Left fibula.obj``); the rules in
+  ``meshes/bodyparts3d_names.yaml`` turn FMA names into imssim ids.
 """
 
 from __future__ import annotations
@@ -211,12 +212,27 @@ def read_parts_list(path: str | Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def bodyparts3d_identity(filename: str, parts: dict[str, tuple[str, str]]) -> tuple[Identity, str]:
+#: BodyParts3D files renamed with their FMA id and name, as some redistributions ship them:
+#: ``FJ103_BP4368_FMA24481_Left fibula.obj`` (no parts list needed)
+_BP3D_NAMED = re.compile(r"^FJ\d+(?:_BP\d+)?_FMA(\d+)_(.+)$", re.I)
+
+
+def bodyparts3d_identity(filename: str, parts: dict[str, tuple[str, str]] | None) -> tuple[Identity, str]:
+    """(Identity, FMA id) of a BodyParts3D file: from the name it carries, else the parts list."""
     stem = Path(filename).stem
-    if stem not in parts:
+    m = _BP3D_NAMED.match(stem)
+    if m:
+        fma, name = f"FMA{m.group(1)}", m.group(2).replace("_", " ")
+    elif parts is None:
+        raise KeyError(f"{filename}: no FMA name in the file name and no parts list to look {stem} up in")
+    elif stem not in parts:
         raise KeyError(f"{filename}: {stem} is not in the BodyParts3D parts list")
-    fma, name = parts[stem]
-    return fma_name_identity(name), fma
+    else:
+        fma, name = parts[stem]
+    try:
+        return fma_name_identity(name), fma
+    except KeyError as e:
+        raise KeyError(f"{filename}: imssim does not know {name!r} ({str(e.args[0]) if e.args else e})") from None
 
 
 # ---- Z-Anatomy ----------------------------------------------------------------------
