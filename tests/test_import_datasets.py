@@ -274,3 +274,40 @@ def test_bodyparts3d_folder_as_it_comes_names_from_file_names_rest_listed(shared
     assert "does not know 'Sphenoid bone'" in reasons["bones/FJ119_BP4151_FMA52736_Sphenoid bone.obj"]
     assert "no FMA name" in reasons["muscles/grp1.obj"]
     assert len(files) + len(skipped) == sum(1 for p in (shared / "atlas-bodyparts3d").rglob("*") if p.is_file())
+
+
+def _centroids(shared):
+    import trimesh
+
+    out = {}
+    for p in sorted(_src(shared).glob("*.stl")):
+        i = vhm_identity(p.name)
+        out[p.name] = (i.match or i.id, i.side, np.asarray(trimesh.load(str(p), force="mesh").vertices).mean(0))
+    return out
+
+
+@pytest.mark.parametrize("label, keep, xform, want", [
+    ("all, mm LAI", None, lambda c: c, ("LAI", "mm")),
+    ("no midline bone", "Right", lambda c: c, ("LAI", "mm")),
+    ("in cm", None, lambda c: c / 10, ("LAI", "cm")),
+    ("in m, RAS", None, lambda c: c * np.array([-1.0, 1, -1]) / 1000, ("RAS", "m")),
+    ("axes permuted (x<->z)", None, lambda c: c[[2, 1, 0]], ("IAL", "mm")),
+])
+def test_detect_frame_axes_units_and_handedness(shared, atlas, label, keep, xform, want):
+    from imssim.core.importer.frame import detect_frame, handedness
+
+    items = [(m, s, xform(c)) for n, (m, s, c) in _centroids(shared).items() if keep is None or keep in n]
+    d = detect_frame(items, atlas)
+    assert d.sure and (d.axes, d.units) == want, (label, d.evidence)
+    assert d.handedness == handedness(want[0])
+    assert handedness("LAI") == "right" and handedness("IAL") == "left"
+
+
+def test_detect_frame_is_unsure_on_a_lone_leg(shared, atlas):
+    """Six leg structures only: the answer happens to be right but the margins are small, so it
+    is reported as not sure (an import then uses the documented frame or refuses)."""
+    from imssim.core.importer.frame import detect_frame
+
+    legs = ("Fibula", "Tibialis", "Peroneus", "Gastro", "Soleus")
+    d = detect_frame([v for n, v in _centroids(shared).items() if any(k in n for k in legs)], atlas)
+    assert not d.sure and d.confidence < 0.5
