@@ -176,6 +176,8 @@ def import_atlas(
         man, base_dir, where = manifest, Path(manifest.base), manifest.name
     else:
         path = Path(manifest)
+        if profile and not path.exists():
+            raise ManifestError(f"{path}: no such folder or manifest file")
         if path.is_dir():
             if not profile:
                 raise ManifestError(f"{path}: is a folder; give a manifest file, or a --profile to read the folder with")

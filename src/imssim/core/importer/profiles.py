@@ -271,14 +271,15 @@ def zanatomy_identity(filename: str) -> Identity:
         raise KeyError(f"{filename}: imssim does not know {n!r}") from None
 
 
-#: per profile: the source frame, the attribution, which files of a folder are candidates,
-#: and ``identify`` (file name -> Identity, KeyError with the reason if unknown) where names
-#: alone say what a file is (bodyparts3d needs its parts list). Every profile skips the
-#: files of a folder it does not know and lists them (``meta["skipped_files"]``).
+#: per profile: the documented source frame (used when the anatomy does not say for sure),
+#: the attribution, and ``identify`` (file name -> Identity, KeyError with the reason if
+#: unknown) where names alone say what a file is (bodyparts3d: the file name or its parts
+#: list). Every profile reads every file of a folder and skips and lists those it does not
+#: know (``meta["skipped_files"]``).
 PROFILES = {
-    "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "glob": "*", "identify": vhm_identity},
-    "bodyparts3d": {"frame": BODYPARTS3D_FRAME, "attribution": BODYPARTS3D_ATTRIBUTION, "glob": "*"},
-    "zanatomy": {"frame": ZANATOMY_FRAME, "attribution": ZANATOMY_ATTRIBUTION, "glob": "*",
+    "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "identify": vhm_identity},
+    "bodyparts3d": {"frame": BODYPARTS3D_FRAME, "attribution": BODYPARTS3D_ATTRIBUTION},
+    "zanatomy": {"frame": ZANATOMY_FRAME, "attribution": ZANATOMY_ATTRIBUTION,
                  "identify": zanatomy_identity},
 }
 
