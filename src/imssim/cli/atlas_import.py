@@ -50,6 +50,21 @@ def _print_fit(name: str, fit: dict, out=None) -> None:
                   file=out)
 
 
+def _print_frame(fr: dict, out=None) -> None:
+    """The source frame the import used, how it was decided, and the anatomy's evidence."""
+    out = out or sys.stdout
+    if not fr:
+        return
+    conf = fr.get("confidence")
+    sure = f", sure {conf:.2f}" if isinstance(conf, (int, float)) else ""
+    how = {"stated": "stated in the manifest", "detected": "detected from the anatomy",
+           "documented": "the profile's documented frame"}.get(fr.get("how"), fr.get("how", ""))
+    print(f"source frame: {fr.get('units')} {fr.get('axes')} ({fr.get('handedness')}-handed; {how}{sure})"
+          + (f"; {fr['note']}" if fr.get("note") else ""), file=out)
+    for line in fr.get("detected", {}).get("evidence", []):
+        print(f"  {line}", file=out)
+
+
 @_user_errors
 def cmd_import(args) -> int:
     from ..core import store
@@ -60,14 +75,13 @@ def cmd_import(args) -> int:
     s = atlas.summary()
     print(f"imported {s['structures']} structures, {s['landmarks']} landmarks into atlas {atlas.name!r} "
           f"({store.imported_path(atlas.name)})")
+    _print_frame(atlas.meta.get("frame", {}))
     skipped = atlas.meta.get("skipped_files", [])
     if skipped:
-        print(f"skipped {len(skipped)} files the {atlas.meta.get('profile')} profile does not know "
-              f"(listed in the atlas's meta, skipped_files):")
-        for d in skipped[:8]:
+        print(f"skipped {len(skipped)} files the {atlas.meta.get('profile')} profile does not import "
+              f"(also in the atlas's meta, skipped_files):")
+        for d in skipped:
             print(f"  {d['file']}: {d['reason']}")
-        if len(skipped) > 8:
-            print(f"  ... and {len(skipped) - 8} more")
     _print_fit(atlas.name, atlas.meta.get("fit", {}))
     print(f"use it with: imssim --atlas {atlas.name} ...   or   imssim atlas use {atlas.name}")
     return 0
