@@ -1,0 +1,62 @@
+"""Helpers for the course and progress tests: drive whole sessions through the core."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from needle_helpers import APPROACH, needle_into
+
+
+def needle_to_point(index, sid: str, p, approaches=("posterior", "right", "left")):
+    """(entry, direction, depth) of a straight needle whose tip lies at ``p`` inside ``sid``, or None."""
+    p = np.asarray(p, float)
+    for a in approaches:
+        view = APPROACH[a]
+        hit = index.snap_to_skin(p - view * 500.0, view)
+        if hit is None or not hit.on_skin:
+            continue
+        d = p - hit.point
+        depth = float(np.linalg.norm(d))
+        if depth < 3 or depth > 75:
+            continue
+        tr = index.query(hit.point, d, depth)
+        if tr.structure_at_tip == sid and not tr.breaches:
+            return hit.point, d / depth, depth
+    return None
+
+
+def treat_well(session, pistons: int = 4):
+    """Needle every supersensitive muscle at its trigger loci and piston there (twitch + release)."""
+    t = 1.0
+    index = session.index
+    for lc in session.physiology.loci:
+        pose = needle_to_point(index, lc.structure, lc.xyz)
+        if pose is None:
+            continue
+        e, d, depth = pose
+        if len(session.needles) >= session.scenario.safety.max_needles:
+            break
+        i = session.insert_needle(e, d, depth, length_mm=75, t=t)
+        for _ in range(pistons):
+            t += 1.0
+            session.piston(i, 3.0, t=t)
+        t += 1.0
+    return session.finish(t=t + 1)
+
+
+def treat_targets(session, structures, approach="posterior"):
+    """One needle into each structure (no aiming at loci)."""
+    t = 1.0
+    for sid in structures:
+        for a in (approach, "right", "left"):
+            try:
+                e, d, depth = needle_into(session.index, sid, a)
+                break
+            except AssertionError:
+                continue
+        else:
+            continue
+        i = session.insert_needle(e, d, depth, length_mm=75, t=t)
+        session.piston(i, 3.0, t=t + 0.5)
+        t += 1.0
+    return session.finish(t=t + 1)
