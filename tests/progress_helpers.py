@@ -60,3 +60,54 @@ def treat_targets(session, structures, approach="posterior"):
         session.piston(i, 3.0, t=t + 0.5)
         t += 1.0
     return session.finish(t=t + 1)
+
+
+# -- the progress database, on SQLite and on PostgreSQL ---------------------------------
+import os
+import uuid
+
+import pytest
+
+PG_ENV = "IMSSIM_TEST_PG_URL"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pg_admin_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if in_ci():
+            pytest.fail(f"{PG_ENV} is not set: .ci/run starts a PostgreSQL server for these tests (CI=true: no skipping)")
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV} (see .ci/postgres.sh) to run the store tests on PostgreSQL")
+    return url
+
+
+def fresh_db_url(kind: str, tmp_path) -> tuple[str, callable]:
+    """A URL of an empty database of ``kind`` ('sqlite' or 'postgresql') and a clean-up."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'progress.sqlite'}", lambda: None
+    import psycopg
+
+    admin = pg_admin_url()
+    name = f"imssim_t_{uuid.uuid4().hex[:12]}"
+    dsn = admin.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    base, _ = dsn.rsplit("/", 1)
+
+    def drop():
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{base}/{name}", drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path, monkeypatch):
+    """An empty progress database on each backend (and a private data folder)."""
+    monkeypatch.setenv("IMSSIM_DATA_DIR", str(tmp_path / "data"))
+    url, drop = fresh_db_url(request.param, tmp_path)
+    yield url
+    drop()
