@@ -14,7 +14,7 @@ from .. import __version__
 from .errors import UserError
 
 #: Modules under imssim.cli that register subcommands, in help order.
-COMMAND_MODULES = ["run", "atlas", "scenario", "score"]
+COMMAND_MODULES = ["run", "atlas", "scenario", "score", "progress"]
 
 
 def build_parser() -> argparse.ArgumentParser:

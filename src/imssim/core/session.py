@@ -314,12 +314,13 @@ class Session:
 
     # -- replay ---------------------------------------------------------------------
     @classmethod
-    def replay(cls, recording, atlas, scenario=None, index=None) -> "Session":
-        """Run a recording's actions through a fresh session with the same seed."""
+    def replay(cls, recording, atlas, scenario=None, index=None, patient_state=None) -> "Session":
+        """Run a recording's actions through a fresh session with the same seed (and the
+        patient state its header names, else ``patient_state``)."""
         rec = recording if hasattr(recording, "actions") else read_recording(recording)
         ps = rec.header.get("patient_state")
         s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index,
-                patient_state=(ps or {}).get("supersensitivity") if ps else None)
+                patient_state=(ps or {}).get("supersensitivity") if ps else patient_state)
         for a in rec.actions:
             if a.get("name") not in ACTIONS:
                 raise SessionError(f"unknown action {a.get('name')!r} at t={a.get('t')}")
@@ -386,19 +387,21 @@ def apply_action(s: Session, a: dict):
 
 # -- headless grading of placements --------------------------------------------------
 def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: bool = True,
-                     patient_state=None) -> Report:
+                     patient_state=None, return_session: bool = False):
     """Grade a list of NeedleSpec (a placements file) without the window.
 
     ``batch=True`` traces all needles in one vectorised pass (``TissueIndex.query_batch``)
     and measures danger clearance along the shaft (``TissueIndex.shaft_clearances``); ``batch=False`` is the naive way: one full
-    session call per needle (``TissueIndex.query`` each).
+    session call per needle (``TissueIndex.query`` each). ``patient_state``: a course's state
+    the patient starts in; ``return_session``: return (report, session).
     """
     if not batch:
         s = Session(atlas, scenario, seed=seed, index=index, patient_state=patient_state)
         s.enforce_limits = False
         for k, sp in enumerate(specs):
             s.insert_placement(sp.placement, sp.needle, t=sp.t if sp.t is not None else float(k))
-        return s.finish()
+        r = s.finish()
+        return (r, s) if return_session else r
     from .traversal import TissueIndex
 
     index = index if index is not None else TissueIndex(atlas)
@@ -456,7 +459,8 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
         ev = phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches)
         if ev:
             s._emit(ev)
-    return s.finish(t=float(n))
+    r = s.finish(t=float(n))
+    return (r, s) if return_session else r
 
 
 def load_session_scenario(path_or_id, atlas):
