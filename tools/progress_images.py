@@ -1,4 +1,4 @@
-"""Regenerate docs/img/progress-*.png: the report plots of a real course and a class.
+"""Regenerate docs/img/progress-report.png and progress-class-report.png: the reports' pages.
 
 Run:  PYTHONPATH=src:tests python tools/progress_images.py [OUT_DIR]   (default docs/img)
 
@@ -45,30 +45,54 @@ def main(out: Path) -> list[Path]:
             save_finished(s, who, store=st, scenario=sc, state=state, atlas=atlas)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    rows = st.summary_rows()
-    for who in ("ann", "bob"):
-        for name, (title, png) in zip(["scores", "families", "level-clearance", "recovery"],
-                                      rp.student_figures(st.summary_rows(who))):
-            p = out / f"progress-{who}-{name}.png"
-            p.write_bytes(png)
-            files.append(p)
-    (tmp / "ann.html").write_text(rp.student_html(st.summary_rows("ann"), "ann"))
+    ann = st.summary_rows("ann")
+    figs = rp.student_figures(ann)[:3]
+    both = rp.fig_recovery(rp.courses(st.summary_rows()),
+                           "The course's patient recovery: good treatment (ann) vs wrong segment (bob)")
+    figs.append(("The course's patient recovery curve", rp._png(both)))
+    (tmp / "ann.html").write_text(rp.student_html(ann, "ann"))
+    files.append(_sheet(out / "progress-report.png", "imssim progress: ann",
+                        f"{len(ann)} sessions of the {sc.id} course", figs))
     c = ProgressStore(f"sqlite:///{tmp / 'class.sqlite'}")
     bulk_load(c, make_records(400, 40, seed=5))
     crow = c.summary_rows()
-    for name, (title, png) in zip(["class-scores", "class-safety", "class-mistakes", "class-recovery"],
-                                  rp.class_figures(crow)):
-        p = out / f"progress-{name}.png"
-        p.write_bytes(png)
-        files.append(p)
     (tmp / "class.html").write_text(rp.class_html(crow))
-    recovery = rp.fig_recovery(rp.courses(rows), "Patient recovery: good treatment (ann) vs wrong segment (bob)")
-    p = out / "progress-recovery-compare.png"
-    p.write_bytes(rp._png(recovery))
-    files.append(p)
+    files.append(_sheet(out / "progress-class-report.png", "imssim class report",
+                        "40 trainees, 400 sessions (synthetic class: benchmarks/bench_progress.py)",
+                        rp.class_figures(crow)))
     print("\n".join(map(str, files)))
     print(f"reports: {tmp / 'ann.html'} {tmp / 'class.html'}")
     return files
+
+
+def _sheet(path: Path, title: str, sub: str, figs) -> Path:
+    """The report as a page: its heading and its plots, one under the other (what a browser shows)."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    ims = [Image.open(io.BytesIO(png)).convert("RGB") for _, png in figs]
+    w = max(i.width for i in ims) + 40
+    head = 90
+    h = head + sum(i.height + 40 for i in ims)
+    page = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(page)
+    try:
+        import matplotlib.font_manager as fm
+
+        big = ImageFont.truetype(fm.findfont("DejaVu Sans:bold"), 30)
+        small = ImageFont.truetype(fm.findfont("DejaVu Sans"), 17)
+    except Exception:
+        big = small = ImageFont.load_default()
+    d.text((20, 15), title, fill="#222222", font=big)
+    d.text((20, 58), sub, fill="#666666", font=small)
+    y = head
+    for (cap, _), im in zip(figs, ims):
+        page.paste(im, (20, y))
+        d.text((20, y + im.height + 6), cap, fill="#666666", font=small)
+        y += im.height + 40
+    page.save(path, optimize=True)
+    return path
 
 
 if __name__ == "__main__":

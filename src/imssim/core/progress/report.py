@@ -194,10 +194,15 @@ def fig_level_and_clearance(rows):
     x = list(range(1, len(rows) + 1))
     le = [(a, r["level_error"]) for a, r in zip(x, rows) if r["level_error"] is not None]
     if le:
-        a1.bar([p[0] for p in le], [p[1] for p in le], color="#9467bd", width=0.6)
+        a1.bar([p[0] for p in le], [p[1] for p in le], color="#9467bd", width=0.6, alpha=0.6)
+        a1.plot([p[0] for p in le], [p[1] for p in le], "o", color="#9467bd", ms=5)  # a 0 still shows
+        if not any(p[1] for p in le):
+            a1.text(0.5, 0.6, "on the segment every time", ha="center", transform=a1.transAxes, color="#555")
+    else:
+        a1.text(0.5, 0.5, "no paraspinal needle", ha="center", transform=a1.transAxes, color="#555")
     a1.set_title("Level error (paraspinal needles)")
     a1.set_ylabel("levels from the segment")
-    a1.set_ylim(0, max([p[1] for p in le] + [2]) + 0.5)
+    a1.set_ylim(-0.15, max([p[1] for p in le] + [2]) + 0.5)
     _attempt_axis(a1, len(rows))
     cl = [(a, r["min_clearance_mm"]) for a, r in zip(x, rows) if r["min_clearance_mm"] is not None]
     if cl:
