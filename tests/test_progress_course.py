@@ -172,3 +172,25 @@ def test_every_course_session_is_saved_with_the_patient_before_and_after(atlas, 
         assert rows[0]["events"].get("twitch", 0) > 0
         # the next session would start a fresh course (this one is complete)
         assert course_state_for(store, l5, "ann", atlas).session == 1
+
+
+def test_a_course_session_recording_replays_from_the_state_it_started_in(atlas, index, l5, tmp_path):
+    from imssim.core.recording import read_recording
+
+    course = Course(l5, atlas)
+    s0 = course.start()
+    s1 = course.advance(s0, treat_well(Session(atlas, l5, seed=0, index=index, patient_state=s0)))
+    live = Session(atlas, l5, seed=3, index=index, patient_state=s1, record_to=tmp_path / "s2.jsonl")
+    r = treat_well(live)
+    rec = read_recording(tmp_path / "s2.jsonl")
+    assert rec.header["patient_state"]["session"] == 2
+    again = Session.replay(rec, atlas, l5, index=index)
+    assert [e.to_dict() for e in again.events][: len(rec.events)] == rec.events  # as `imssim replay` checks
+    assert len(rec.events) == len(live.events) and any(e["kind"] == "twitch" for e in rec.events)
+    assert again.finish().total == r.total and again.finished.muscles == r.muscles
+    # without the state the same actions meet a fresher patient: different events
+    import dataclasses
+
+    bare = dataclasses.replace(rec, header={k: v for k, v in rec.header.items() if k != "patient_state"})
+    fresh = Session.replay(bare, atlas, l5, index=index)
+    assert fresh.finish().muscles != r.muscles

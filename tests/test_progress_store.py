@@ -193,3 +193,16 @@ def test_a_session_kept_while_the_database_was_down_is_saved_next_time(tmp_path,
     with ProgressStore(url) as s:  # opening retries what was kept
         assert [r["uid"] for r in s.sessions(student="carol")] == [rec.uid]
     assert not (pending_dir() / f"{rec.uid}.json").exists()
+
+
+def test_ci_starts_and_stops_a_postgresql_server_for_these_tests():
+    ci = (HERE.parent / ".ci" / "run").read_text()
+    lines = ci.splitlines()
+    assert "postgresql" in ci.split("apt-get install", 1)[1].split("\n\n", 1)[0]  # the Debian package
+    start = lines.index("pg_start")
+    assert lines.index("trap pg_stop EXIT") == start + 1 and ". .ci/postgres.sh" in lines[:start]
+    assert start < next(i for i, x in enumerate(lines) if "python -m pytest" in x)
+    pg = (HERE.parent / ".ci" / "postgres.sh").read_text()
+    assert "export IMSSIM_TEST_PG_URL=" in pg and "pg_ctl" in pg
+    r = subprocess.run(["bash", "-n", str(HERE.parent / ".ci" / "run")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

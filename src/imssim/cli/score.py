@@ -45,6 +45,11 @@ def _replay(args, path, scenario_arg=None, course=False):
     scen = scenario_arg or rec.header.get("scenario_path") or rec.header.get("scenario")
     atlas, sc = _case(args, scen)
     state = _course_state(args, atlas, sc) if course else None
+    hs = rec.header.get("patient_state")
+    if course and hs and "initial" in hs and hs.get("case") == sc.id:
+        from ..core.course import PatientState
+
+        state = PatientState.from_dict(hs)  # the state the recorded session really started in
     try:
         s = Session.replay(rec, atlas, sc, patient_state=state)
     except SessionError as e:

@@ -105,7 +105,7 @@ class PatientState:
 
     def to_dict(self) -> dict:
         return {"case": self.case, "session": self.session,
-                "supersensitivity": {k: round(v, 6) for k, v in self.supersensitivity.items()},
+                "supersensitivity": dict(self.supersensitivity),  # exact: a replay must start from the same floats
                 "initial": dict(self.initial), "missed": self.missed, "history": list(self.history),
                 "pain0": self.pain0, "rom0": self.rom0, "resolved_below": self.resolved_below,
                 "pain": self.pain, "rom_percent": self.rom_percent, "resolved": self.resolved}

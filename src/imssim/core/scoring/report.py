@@ -139,7 +139,7 @@ def check_objectives(scenario, coverage) -> list[dict]:
     if scenario is None or coverage is None or not coverage.details:
         return []
     ob = getattr(scenario.scoring, "objectives", None)
-    if ob is None:
+    if ob is None or scenario.scoring.quiz_weight >= 1.0:  # a pure quiz: nothing to needle
         return []
     d = coverage.details[0]
     out = []
