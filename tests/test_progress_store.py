@@ -206,3 +206,19 @@ def test_ci_starts_and_stops_a_postgresql_server_for_these_tests():
     assert "export IMSSIM_TEST_PG_URL=" in pg and "pg_ctl" in pg
     r = subprocess.run(["bash", "-n", str(HERE.parent / ".ci" / "run")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_long_report_query_on_sqlite_does_not_block_a_trainee_saving(tmp_path, monkeypatch):
+    from sqlalchemy import text
+
+    monkeypatch.setenv("IMSSIM_DATA_DIR", str(tmp_path / "data"))
+    url = f"sqlite:///{tmp_path / 'p.sqlite'}"
+    with ProgressStore(url) as reader, ProgressStore(url) as writer:
+        writer.save(_rec("ann"))
+        with reader._read() as conn:  # an open read transaction (a report being drawn)
+            assert conn.execute(text("SELECT count(*) FROM sessions")).scalar() == 1
+            t = time.perf_counter()
+            writer.save(_rec("bob"))
+            assert time.perf_counter() - t < 5.0
+            assert conn.execute(text("SELECT count(*) FROM sessions")).scalar() == 1  # its snapshot
+        assert len(reader.sessions()) == 2

@@ -132,11 +132,18 @@ class ProgressStore:
 
             @event.listens_for(self.engine, "begin")
             def _sqlite_begin(conn):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")  # writers queue instead of failing mid-transaction
+                # writers take the lock up front and queue instead of failing mid-transaction;
+                # reads (see _read) begin deferred and never block a writer
+                conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "IMMEDIATE"))
         if migrate:
             self._migrate()
         if retry_pending:
             self.retry_pending()
+
+    def _read(self):
+        """A connection for reading (SQLite: a deferred transaction, no write lock)."""
+        conn = self.engine.connect()
+        return conn.execution_options(sqlite_begin="DEFERRED") if self.dialect == "sqlite" else conn
 
     # -- schema -------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -149,7 +156,7 @@ class ProgressStore:
         cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
         head = ScriptDirectory.from_config(cfg).get_current_head()
         try:
-            with self.engine.connect() as conn:
+            with self._read() as conn:
                 if MigrationContext.configure(conn).get_current_revision() == head:
                     return
             with self.engine.begin() as conn:
@@ -169,7 +176,7 @@ class ProgressStore:
     def revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     # -- trainees -----------------------------------------------------------------------
@@ -207,7 +214,7 @@ class ProgressStore:
 
         from .schema import trainees
 
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.execute(select(trainees.c.role).where(trainees.c.name == name.strip())).scalar_one_or_none()
 
     def trainees(self) -> list[dict]:
@@ -218,7 +225,7 @@ class ProgressStore:
         q = (select(trainees.c.name, trainees.c.role, func.count(sessions.c.id).label("sessions"))
              .select_from(trainees.outerjoin(sessions, sessions.c.trainee_id == trainees.c.id))
              .group_by(trainees.c.id, trainees.c.name, trainees.c.role).order_by(trainees.c.name))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     # -- saving -------------------------------------------------------------------------
@@ -301,7 +308,7 @@ class ProgressStore:
             q = q.where(trainees.c.name == student)
         if case:
             q = q.where(sessions.c.case_id == case)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = [dict(r._mapping) for r in conn.execute(q)]
             if with_needles and rows:
                 by = {r["id"]: r for r in rows}
@@ -326,7 +333,7 @@ class ProgressStore:
             q = q.where(trainees.c.name == student)
         if case:
             q = q.where(s.case_id == case)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def last_patient(self, student: str, case: str) -> dict | None:
@@ -338,7 +345,7 @@ class ProgressStore:
         q = (select(sessions.c.patient).join(trainees, trainees.c.id == sessions.c.trainee_id)
              .where(trainees.c.name == student, sessions.c.case_id == case, sessions.c.course_session.is_not(None))
              .order_by(sessions.c.course_session.desc(), sessions.c.id.desc()).limit(1))
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             p = conn.execute(q).scalar_one_or_none()
         return (p or {}).get("after") if p else None
 
