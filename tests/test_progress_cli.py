@@ -59,6 +59,8 @@ def test_score_save_course_progress_and_reports(capsys, placements, tmp_path, db
         assert d["progress"]["course"]["of"] == 8
     code, out, err = _run(capsys, "score", case, str(one), "--save", "--student", "bob", "--db", db_url)
     assert code == 1 and "FAIL (objectives)" in out and "Saved for bob" in out
+    code, out, err = _run(capsys, "progress", "--student", "ann", "--db", db_url)
+    assert code == 0 and "ann: 3 session(s), 3 passed" in out and case in out and "coverage" in out
     # the trainee's progress as JSON
     code, out, err = _run(capsys, "progress", "--student", "ann", "--db", db_url, "--json")
     d = json.loads(out)

@@ -58,12 +58,14 @@ def cmd_progress(args) -> int:
 
     t = Table(title=f"{who}: {data['attempts']} session(s), {data['passed']} passed")
     for c in ("#", "case", "mode", "course", "score", "result", "level err", "clearance"):
-        t.add_column(c, justify="right" if c in ("#", "course", "score", "level err", "clearance") else "left")
+        t.add_column(c, justify="right" if c in ("#", "course", "score", "level err", "clearance") else "left",
+                     no_wrap=True)
     for s in data["sessions"]:
         t.add_row(str(s["attempt"]), s["case"], s["mode"], str(s["course_session"] or ""), f"{s['total']:.0f}%",
                   "pass" if s["passed"] else "FAIL", "" if s["level_error"] is None else f"{s['level_error']:g}",
                   "" if s["min_clearance_mm"] is None else f"{s['min_clearance_mm']:.0f} mm")
-    Console().print(t)
+    con = Console()
+    (con if con.is_terminal else Console(width=120)).print(t)  # piped: wide enough for the case ids
     for f, v in data["families"].items():
         if v["change"] is not None:
             print(f"  {f:15s} {100 * v['first']:5.1f}% -> {100 * v['last']:5.1f}%")
