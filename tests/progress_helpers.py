@@ -25,11 +25,14 @@ def needle_to_point(index, sid: str, p, approaches=("posterior", "right", "left"
     return None
 
 
-def treat_well(session, pistons: int = 4):
-    """Needle every supersensitive muscle at its trigger loci and piston there (twitch + release)."""
+def treat_well(session, pistons: int = 4, only=None):
+    """Needle every supersensitive muscle (or those in ``only``) at its trigger loci and piston
+    there (twitch + release)."""
     t = 1.0
     index = session.index
     for lc in session.physiology.loci:
+        if only is not None and lc.structure not in only:
+            continue
         pose = needle_to_point(index, lc.structure, lc.xyz)
         if pose is None:
             continue

@@ -86,14 +86,7 @@ def test_local_needling_without_the_segment_holds_little_and_relapses(atlas, ind
     st = course.start()
     peripheral = [m.structure for m in l5.supersensitive_muscles if not m.structure.startswith("multifidus")]
     s = Session(atlas, l5, seed=0, index=index, patient_state=st)
-    for lc in list(s.physiology.loci):
-        if lc.structure not in peripheral:
-            s.physiology.loci.remove(lc)
-    s.physiology._loci_xyz = s.physiology._loci_xyz[: len(s.physiology.loci)]
-    import numpy as np
-
-    s.physiology._loci_xyz = np.array([lc.xyz for lc in s.physiology.loci]).reshape(-1, 3)
-    r = treat_well(s)
+    r = treat_well(s, only=peripheral)
     assert any(v["twitches"] for k, v in r.muscles.items() if k in peripheral)
     assert not course.segment_treated(r)
     nxt = course.advance(st, r)
