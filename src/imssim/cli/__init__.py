@@ -34,7 +34,7 @@ def _bad_input_errors() -> tuple:
             ScenarioError, SessionError)
 
 #: Modules under imssim.cli that register subcommands, in help order.
-COMMAND_MODULES = ["run", "atlas", "scenario", "score"]
+COMMAND_MODULES = ["run", "atlas", "scenario", "score", "progress"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,7 +49,9 @@ def watched_structures(scenario, atlas) -> set[str] | None:
 
 class Session:
     def __init__(self, atlas, scenario=None, seed: int = 0, index=None, record_to=None, clock=None,
-                 metric_names=None, header: dict | None = None):
+                 metric_names=None, header: dict | None = None, patient_state=None):
+        """``patient_state``: a course's :class:`~imssim.core.course.PatientState` (or its
+        ``supersensitivity`` dict) the patient starts this session in; None: the case's start."""
         from .traversal import TissueIndex
 
         self.atlas = atlas
@@ -62,7 +64,9 @@ class Session:
             self.targets = derive_targets(scenario, atlas)
         else:
             self.targets = []
-        self.physiology = Physiology(atlas, scenario, seed=self.seed)
+        self.patient_state = patient_state
+        start = getattr(patient_state, "supersensitivity", patient_state)
+        self.physiology = Physiology(atlas, scenario, seed=self.seed, state=start)
         self.context = Context(atlas, scenario, self.targets, self.physiology.loci, watched_structures(scenario, atlas))
         self.scorer = Scorer(self.context, metric_names)
         self.needles: list[NeedleTrack] = []
@@ -84,7 +88,10 @@ class Session:
                     "scenario": scenario.id if scenario is not None else None,
                     "scenario_path": str(getattr(scenario, "path", "") or "") if scenario is not None else None,
                     "atlas": atlas.name if hasattr(atlas, "name") else None,
-                    "seed": self.seed, **(header or {})})
+                    "seed": self.seed,
+                    **({"patient_state": patient_state.to_dict() if hasattr(patient_state, "to_dict") else
+                        {"supersensitivity": dict(start)}} if patient_state is not None else {}),
+                    **(header or {})})
             except RecordingError as e:  # e.g. the file exists: never truncated
                 raise SessionError(str(e)) from None
 
@@ -308,6 +315,11 @@ class Session:
             quiz = {"items": len(self.scenario.quiz), "correct": sum(self.quiz_answers.values()),
                     "answers": dict(self.quiz_answers)}
         self.finished = self.scorer.finish(quiz)
+        self.finished.muscles = {sid: {"start": round(m.initial, 6), "end": round(m.supersensitivity, 6),
+                                       "twitches": m.twitches}
+                                 for sid, m in self.physiology.muscles.items()
+                                 if self.scenario is not None and any(x.structure == sid for x in
+                                                                      self.scenario.supersensitive_muscles)}
         if self.scenario is not None and self.marked_segments:
             self.finished.segment_call = segment_call(self.marked_segments, self.scenario.diagnosis.segments)
         self._record({"type": "report", "t": t, "total": round(self.finished.total, 4), "passed": self.finished.passed})
@@ -322,8 +334,9 @@ class Session:
     # -- replay ---------------------------------------------------------------------
     @classmethod
     def replay(cls, recording, atlas, scenario=None, index=None, record_to=None, stop_at_finish: bool = False,
-               header: dict | None = None) -> "Session":
-        """Run a recording's actions through a fresh session with the same seed.
+               header: dict | None = None, patient_state=None) -> "Session":
+        """Run a recording's actions through a fresh session with the same seed (and the
+        patient state its header names, else ``patient_state``).
 
         The one path for ``imssim replay``/``score`` and for resuming an interrupted session
         (:func:`resume_session`). Every action is checked first (a damaged value raises
@@ -333,9 +346,12 @@ class Session:
         ``refused`` record). With ``record_to`` the new session records as it replays.
         """
         rec = recording if hasattr(recording, "actions") else read_recording(recording)
+        ps = rec.header.get("patient_state")
+        patient_state = (ps or {}).get("supersensitivity") if ps else patient_state
         for a in rec.actions:
             check_action(a, rec)
-        s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index, record_to=record_to, header=header)
+        s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index, record_to=record_to, header=header,
+                patient_state=patient_state)
         try:
             for a in rec.actions:
                 if stop_at_finish and a.get("name") == "finish":
@@ -499,23 +515,26 @@ def apply_action(s: Session, a: dict):
 
 
 # -- headless grading of placements --------------------------------------------------
-def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: bool = True) -> Report:
+def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: bool = True,
+                     patient_state=None, return_session: bool = False):
     """Grade a list of NeedleSpec (a placements file) without the window.
 
     ``batch=True`` traces all needles in one vectorised pass (``TissueIndex.query_batch``)
     and measures danger clearance along the shaft (``TissueIndex.shaft_clearances``); ``batch=False`` is the naive way: one full
-    session call per needle (``TissueIndex.query`` each).
+    session call per needle (``TissueIndex.query`` each). ``patient_state``: a course's state
+    the patient starts in; ``return_session``: return (report, session).
     """
     if not batch:
-        s = Session(atlas, scenario, seed=seed, index=index)
+        s = Session(atlas, scenario, seed=seed, index=index, patient_state=patient_state)
         s.enforce_limits = False
         for k, sp in enumerate(specs):
             s.insert_placement(sp.placement, sp.needle, t=sp.t if sp.t is not None else float(k))
-        return s.finish()
+        r = s.finish()
+        return (r, s) if return_session else r
     from .traversal import TissueIndex
 
     index = index if index is not None else TissueIndex(atlas)
-    s = Session(atlas, scenario, seed=seed, index=index)
+    s = Session(atlas, scenario, seed=seed, index=index, patient_state=patient_state)
     n = len(specs)
     E = np.array([sp.placement.entry for sp in specs], float).reshape(n, 3)
     D = np.array([sp.placement.direction for sp in specs], float).reshape(n, 3)
@@ -569,7 +588,8 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
         ev = phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches)
         if ev:
             s._emit(ev)
-    return s.finish(t=float(n))
+    r = s.finish(t=float(n))
+    return (r, s) if return_session else r
 
 
 def load_session_scenario(path_or_id, atlas):
