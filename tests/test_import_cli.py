@@ -76,8 +76,10 @@ def test_zanatomy_folder_import_names_skips_and_aligns(tmp_path, capsys, atlas):
     try:
         assert main(["atlas", "import", str(folder), "--profile", "zanatomy", "--name", "za"]) == 0
         out = capsys.readouterr().out
-        assert "imported 7 structures" in out and "skipped 2 files" in out
+        assert "imported 7 structures" in out and "skipped 3 files" in out  # the .txt is listed too
         assert "Sacrotuberous ligament.r.stl" in out and "group or label" in out
+        assert "Gluteus medius muscle.r.txt: not a mesh file" in out
+        assert "source frame: m LPS (right-handed; detected from the anatomy" in out
         a = store.load_atlas("za")
         assert set(a.structures) == set(files)
         g = a.get("gluteus_medius_r")

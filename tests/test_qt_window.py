@@ -543,3 +543,53 @@ def test_releases_are_said_in_the_order_of_their_twitches(win, qtbot):
     qtbot.waitUntil(lambda: "second release" in win.feedback_view.toPlainText(), timeout=5000)
     text = win.feedback_view.toPlainText()
     assert "first release" in text and text.index("first release") < text.index("second release")
+
+
+def test_resume_skips_refused_actions_and_a_failed_resume_changes_nothing(qtbot, atlas, index, tmp_path):
+    """Issue 22: a crashed session with actions refused live (advance a removed needle,
+    insert deeper than the needle) resumes; a damaged recording leaves the window's
+    session, case and recording folder as they were."""
+    from imssim.core.session import Session, SessionError
+    from imssim.qt.controller import recordings_dir
+
+    from needle_helpers import needle_into
+
+    sc_atlas, path = atlas, tmp_path / "crashed.jsonl"
+    from imssim.core.scenario import load_scenario
+
+    l5 = load_scenario("l5-radiculopathy-low-back", sc_atlas)
+    s = Session(sc_atlas, l5, seed=5, index=index, record_to=path)
+    e, d, depth = needle_into(index, "multifidus_L5_r")
+    s.insert_needle(e, d, depth, length_mm=75, t=1.0)
+    s.insert_needle(e, d, depth - 4, length_mm=75, t=2.0)
+    s.remove(0, t=3.0)
+    for call in (lambda: s.advance(0, 2.0, t=4.0), lambda: s.insert_needle(e, d, 80.0, length_mm=50, t=5.0)):
+        with pytest.raises(SessionError):
+            call()
+    s.recorder.close()  # the process died here: never finished
+    w = make(qtbot, atlas, index)
+    assert w.resume(path), w.last_error
+    c = w.controller
+    assert len(c.needles) == 1 and [a["name"] for a in c.session.skipped] == ["advance", "insert"]
+    good_session, good_rec = c.session, c.recording_path
+    assert good_rec.name.endswith("-resumed.jsonl") and good_rec.exists()
+    # a damaged copy: the resume fails with a one-line reason and nothing changes
+    bad = tmp_path / "damaged.jsonl"
+    import json
+
+    lines = path.read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if '"name":"remove"' in ln)
+    lines[k] = json.dumps({**json.loads(lines[k]), "needle": "x"})
+    bad.write_text("\n".join(lines) + "\n")
+    before = sorted(p.name for p in recordings_dir().iterdir())
+    assert not w.resume(bad)
+    assert "damaged.jsonl: line" in w.last_error and "needle" in w.last_error
+    assert c.session is good_session and c.recording_path == good_rec and len(c.needles) == 1
+    assert sorted(p.name for p in recordings_dir().iterdir()) == before  # no stray partial file
+    # exports never overwrite an earlier attempt's report
+    c.finish()
+    first = w.export(tmp_path / "out")
+    second = w.export(tmp_path / "out")
+    assert [f.name for f in second[:2]] == ["l5-radiculopathy-low-back-report-2.json",
+                                            "l5-radiculopathy-low-back-report-2.txt"]
+    assert all(f.exists() for f in first + second) and len({f.name for f in first + second}) == 6

@@ -173,7 +173,9 @@ def test_unknown_top_level_field_suggests(tmp_path):
         ("estimated_minutes: .inf\n", "finite"),
         ("zz: &b {a: 1}\nyy:\n  <<: *b\n", "merge keys"),
         ("references: " + "[" * 40 + "]" * 40 + "\n", "nested more than"),
-        ("references: " + "[" * 3000 + "]" * 3000 + "\n", "YAML syntax"),
+        ("references: " + "[" * 3000 + "]" * 3000 + "\n", "nested more than"),
+        ("references: " + "[" * 100000 + "]" * 100000 + "\n", "nested more than"),
+        ("a: &x 1\nreferences: [*x]\n", "anchors and aliases"),  # a scalar alias
     ],
 )
 def test_unsafe_or_odd_yaml_is_refused_cleanly(tmp_path, extra, expect):

@@ -50,24 +50,38 @@ def _print_fit(name: str, fit: dict, out=None) -> None:
                   file=out)
 
 
+def _print_frame(fr: dict, out=None) -> None:
+    """The source frame the import used, how it was decided, and the anatomy's evidence."""
+    out = out or sys.stdout
+    if not fr:
+        return
+    conf = fr.get("confidence")
+    sure = f", sure {conf:.2f}" if isinstance(conf, (int, float)) else ""
+    how = {"stated": "stated in the manifest", "detected": "detected from the anatomy",
+           "documented": "the profile's documented frame"}.get(fr.get("how"), fr.get("how", ""))
+    print(f"source frame: {fr.get('units')} {fr.get('axes')} ({fr.get('handedness')}-handed; {how}{sure})"
+          + (f"; {fr['note']}" if fr.get("note") else ""), file=out)
+    for line in fr.get("detected", {}).get("evidence", []):
+        print(f"  {line}", file=out)
+
+
 @_user_errors
 def cmd_import(args) -> int:
     from ..core import store
     from ..core.importer import import_atlas
 
     atlas = import_atlas(args.manifest, name=args.name, profile=args.profile, progress=_progress(),
-                         parts_list=args.parts_list, fill=args.fill)
+                         parts_list=args.parts_list, fill=args.fill, force=getattr(args, "force", False))
     s = atlas.summary()
     print(f"imported {s['structures']} structures, {s['landmarks']} landmarks into atlas {atlas.name!r} "
           f"({store.imported_path(atlas.name)})")
+    _print_frame(atlas.meta.get("frame", {}))
     skipped = atlas.meta.get("skipped_files", [])
     if skipped:
-        print(f"skipped {len(skipped)} files the {atlas.meta.get('profile')} profile does not know "
-              f"(listed in the atlas's meta, skipped_files):")
-        for d in skipped[:8]:
+        print(f"skipped {len(skipped)} files the {atlas.meta.get('profile')} profile does not import "
+              f"(also in the atlas's meta, skipped_files):")
+        for d in skipped:
             print(f"  {d['file']}: {d['reason']}")
-        if len(skipped) > 8:
-            print(f"  ... and {len(skipped) - 8} more")
     _print_fit(atlas.name, atlas.meta.get("fit", {}))
     print(f"use it with: imssim --atlas {atlas.name} ...   or   imssim atlas use {atlas.name}")
     return 0
@@ -82,6 +96,7 @@ def cmd_fetch(args) -> int:
     print(f"{len(files)} files checked (sha256) in {dest}")
     if args.do_import:
         args.manifest, args.profile, args.name, args.parts_list = str(dest), "vhm", args.dataset, None
+        args.force = getattr(args, "force", False)
         args.fill = args.fill
         return cmd_import(args)
     print(f"import them with: imssim atlas import {dest} --profile vhm --name {args.dataset}")
@@ -128,6 +143,7 @@ def add_actions(asub) -> None:
     p.add_argument("--parts-list", help="BodyParts3D parts list (default: found in the folder)")
     p.add_argument("--fill", choices=["none", "builtin"], help="add the built-in structures the dataset lacks "
                                                                "(default: the manifest's fill, else none)")
+    p.add_argument("--force", action="store_true", help="replace an imported atlas of the same name")
     p.set_defaults(func=cmd_import)
     p = asub.add_parser("fetch", help="download an open dataset (sha256-checked)")
     p.add_argument("dataset", choices=["vhm-lowerlimb"])
@@ -137,6 +153,7 @@ def add_actions(asub) -> None:
     p.add_argument("--import", dest="do_import", action="store_true", help="import them as an atlas afterwards")
     p.add_argument("--fill", choices=["none", "builtin"], default=None,
                    help="with --import: add the built-in structures the dataset lacks")
+    p.add_argument("--force", action="store_true", help="with --import: replace an imported atlas of the same name")
     p.set_defaults(func=cmd_fetch)
     p = asub.add_parser("use", help="select the atlas later runs use")
     p.add_argument("name")

@@ -28,7 +28,7 @@ def cmd_run(args) -> int:
     screenshot = getattr(args, "screenshot", None)
     if not screenshot and not has_display():
         print(NO_DISPLAY_HELP, file=sys.stderr)
-        return 3
+        return 2  # README, "Exit codes": 3 is kept for internal errors
     atlas = load(args)
     from ..qt import app as qt_app  # Qt is imported here only, when the window opens
 

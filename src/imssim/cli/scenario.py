@@ -157,6 +157,8 @@ def cmd_schema(args) -> int:
 
     text = json.dumps(scenario_json_schema(), indent=2) + "\n"
     if args.output:
+        if Path(args.output).exists() and not args.force:
+            raise UserError(f"{args.output}: already exists; choose another --output or add --force")
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
     else:
@@ -191,4 +193,5 @@ def register(sub) -> None:
 
     j = ss.add_parser("schema", help="print the JSON Schema of the scenario format")
     j.add_argument("-o", "--output", help="write to this file instead of stdout")
+    j.add_argument("--force", action="store_true", help="overwrite an existing file")
     j.set_defaults(func=cmd_schema)

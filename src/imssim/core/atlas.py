@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -392,42 +391,88 @@ class Atlas:
 
     @classmethod
     def load(cls, path: str | Path) -> "Atlas":
-        """Read an atlas written by :meth:`save`; raises ``AtlasFileError`` if it is unreadable."""
+        """Read an atlas written by :meth:`save`; raises ``AtlasFileError`` if it cannot be
+        read or does not validate (header keys and types, array shapes, face index ranges,
+        finite coordinates), so a damaged cache is always reported the same way."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as z:
-                header = json.loads(bytes(z["header"]).decode())
+                from .safefile import loads_json
+
+                raw = z["header"]
+                if raw.dtype != np.uint8 or raw.ndim != 1:
+                    raise ValueError("header is not a byte string")
+                header = loads_json(bytes(raw).decode("utf-8"), f"{path}: header")
                 V, F, voff, foff = z["vertices"], z["faces"], z["voff"], z["foff"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
-            raise AtlasFileError(f"{path}: not a readable imssim atlas ({e})") from e
-        if header.get("format") != cls.FORMAT_VERSION:
-            raise AtlasFileError(f"{path}: atlas format {header.get('format')} is not {cls.FORMAT_VERSION}")
-        atlas = cls(header["name"], meta=header.get("meta", {}))
-        atlas.attributions = [Attribution(**a) for a in header.get("attributions", [])]
-        for i, d in enumerate(header["structures"]):
-            inn = Innervation.from_dict(d["innervation"]) if d.get("innervation") else None
-            atlas.add(
-                Structure(
-                    id=d["id"],
-                    name=d["name"],
-                    kind=d["kind"],
-                    side=d["side"],
-                    region=d["region"],
-                    vertices=V[voff[i] : voff[i + 1]].astype(np.float64),
-                    faces=F[foff[i] : foff[i + 1]],
-                    level=d.get("level"),
-                    muscle=d.get("muscle"),
-                    innervation=inn,
-                    harm=d.get("harm"),
-                    source=d.get("source", ""),
-                    aliases=tuple(d.get("aliases", ())),
-                    meta=d.get("meta", {}),
+        except Exception as e:  # noqa: BLE001 - any failure to read is a corrupt file
+            raise AtlasFileError(f"{path}: not a readable imssim atlas ({type(e).__name__}: {e})") from None
+        if not isinstance(header, dict) or header.get("format") != cls.FORMAT_VERSION:
+            got = header.get("format") if isinstance(header, dict) else None
+            raise AtlasFileError(f"{path}: atlas format {got} is not {cls.FORMAT_VERSION}")
+        try:
+            _check_arrays(header, V, F, voff, foff)
+            atlas = cls(_typed(header["name"], str, "name"), meta=_typed(header.get("meta", {}), dict, "meta"))
+            atlas.attributions = [Attribution(**a) for a in _typed(header.get("attributions", []), list, "attributions")]
+            for i, d in enumerate(header["structures"]):
+                inn = Innervation.from_dict(d["innervation"]) if d.get("innervation") else None
+                atlas.add(
+                    Structure(
+                        id=_typed(d["id"], str, f"structures[{i}].id"),
+                        name=_typed(d["name"], str, f"structures[{i}].name"),
+                        kind=d["kind"],
+                        side=d["side"],
+                        region=_typed(d["region"], str, f"structures[{i}].region"),
+                        vertices=V[voff[i] : voff[i + 1]].astype(np.float64),
+                        faces=F[foff[i] : foff[i + 1]],
+                        level=d.get("level"),
+                        muscle=d.get("muscle"),
+                        innervation=inn,
+                        harm=d.get("harm"),
+                        source=d.get("source", ""),
+                        aliases=tuple(d.get("aliases", ())),
+                        meta=_typed(d.get("meta", {}), dict, f"structures[{i}].meta"),
+                    )
                 )
-            )
-        for lm in header.get("landmarks", []):
-            lm["position"] = tuple(lm["position"])
-            atlas.add_landmark(Landmark(**lm))
+            for lm in _typed(header.get("landmarks", []), list, "landmarks"):
+                pos = np.asarray(lm["position"], float)
+                if pos.shape != (3,) or not np.isfinite(pos).all():
+                    raise ValueError(f"landmark {lm.get('id')!r}: position is not three finite numbers")
+                lm["position"] = tuple(float(x) for x in pos)
+                atlas.add_landmark(Landmark(**lm))
+        except Exception as e:  # noqa: BLE001 - header keys/types, shapes, ranges
+            raise AtlasFileError(f"{path}: damaged imssim atlas ({type(e).__name__}: {e})") from None
         return atlas
+
+
+def _typed(v, t, what):
+    if not isinstance(v, t):
+        raise TypeError(f"{what}: expected {t.__name__}, got {type(v).__name__}")
+    return v
+
+
+def _check_arrays(header, V, F, voff, foff) -> None:
+    """Raise ValueError unless an atlas file's arrays are consistent with its header."""
+    structs = _typed(header.get("structures"), list, "structures")
+    if not all(isinstance(d, dict) for d in structs):
+        raise TypeError("structures: expected a list of mappings")
+    n = len(structs)
+    if V.ndim != 2 or V.shape[1] != 3 or V.dtype.kind != "f":
+        raise ValueError(f"vertices: expected (n, 3) floats, got {V.shape} {V.dtype}")
+    if F.ndim != 2 or F.shape[1] != 3 or F.dtype.kind not in "iu":
+        raise ValueError(f"faces: expected (m, 3) integers, got {F.shape} {F.dtype}")
+    for nm, off, total in (("voff", voff, len(V)), ("foff", foff, len(F))):
+        if off.shape != (n + 1,) or off.dtype.kind not in "iu":
+            raise ValueError(f"{nm}: expected {n + 1} integer offsets, got {off.shape} {off.dtype}")
+        if n + 1 and (off[0] != 0 or off[-1] != total or (np.diff(off) < 0).any()):
+            raise ValueError(f"{nm}: offsets do not split the {total} rows")
+    if not np.isfinite(V).all():
+        raise ValueError("vertices: not all coordinates are finite")
+    if len(F):
+        nv = np.diff(voff)
+        per_face = np.repeat(nv, np.diff(foff))
+        if (F.min(axis=1) < 0).any() or (F.max(axis=1) >= per_face).any():
+            bad = int(np.nonzero((F.min(axis=1) < 0) | (F.max(axis=1) >= per_face))[0][0])
+            raise ValueError(f"faces: face {bad} indexes a vertex outside its structure")
 
 
 class AtlasFileError(RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -40,12 +39,11 @@ def safe_yaml() -> YAML:
 
 
 def read_yaml(path: str | Path, max_bytes: int = MAX_YAML_BYTES):
-    """Read a YAML file safely, refusing files over ``max_bytes``."""
-    path = Path(path)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"{path}: file is {size} bytes, over the {max_bytes}-byte limit")
-    return safe_yaml().load(io.StringIO(path.read_text(encoding="utf-8")))
+    """Read a YAML file safely (:mod:`imssim.core.safefile`: no anchors, aliases or tags,
+    capped size and depth); raises ``SafeFileError`` (a ValueError) with a one-line message."""
+    from .safefile import read_yaml as _read
+
+    return _read(path, max_bytes)
 
 
 @lru_cache(maxsize=None)

@@ -143,7 +143,10 @@ class Physiology:
     """The patient's responses; feed it every needle pose with its traversal."""
 
     def __init__(self, atlas, scenario=None, seed: int = 0, params: PhysiologyParams | None = None,
-                 loci: list[Locus] | None = None):
+                 loci: list[Locus] | None = None, state: dict[str, float] | None = None):
+        """``state``: each supersensitive muscle's supersensitivity at the start of this
+        session (a course's carried-over state, :mod:`imssim.core.course`); the scenario's
+        values where left out."""
         self.atlas = atlas
         self.scenario = scenario
         self.seed = int(seed)
@@ -158,8 +161,8 @@ class Physiology:
             for m in scenario.supersensitive_muscles:
                 if m.structure not in atlas.structures:
                     continue
-                self.muscles[m.structure] = MuscleState(m.structure, m.supersensitivity, m.supersensitivity,
-                                                        max_shortening=self.params.max_shortening)
+                s0 = float(state.get(m.structure, m.supersensitivity)) if state else m.supersensitivity
+                self.muscles[m.structure] = MuscleState(m.structure, s0, s0, max_shortening=self.params.max_shortening)
                 if m.twitch_probability_scale is not None:
                     self.scales[m.structure] = m.twitch_probability_scale
                 for k, loc in enumerate(m.trigger_loci):

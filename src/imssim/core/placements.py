@@ -68,28 +68,15 @@ def _num(path, where, v, lo=None, hi=None) -> float:
 
 
 def read_document(path) -> dict:
+    """A placements file's document, read safely (:mod:`imssim.core.safefile`: no YAML
+    anchors, aliases or tags, capped size and nesting); raises PlacementsError."""
+    from .safefile import SafeFileError, read_data
+
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise PlacementsError(f"{path}: file is larger than {MAX_BYTES // 2**20} MiB")
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise PlacementsError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise PlacementsError(f"{path}: not UTF-8 text") from None
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        try:
-            doc = json.loads(text)
-        except ValueError as e:
-            raise PlacementsError(f"{path}: not valid JSON: {e}") from None
-    else:
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
-        try:
-            doc = YAML(typ="safe", pure=True).load(text)
-        except YAMLError as e:
-            raise PlacementsError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        doc = read_data(path, MAX_BYTES, what="a placements file")
+    except SafeFileError as e:
+        raise PlacementsError(str(e)) from None
     if not isinstance(doc, dict):
         raise PlacementsError(f"{path}: expected a mapping with 'version' and 'needles'")
     return doc
@@ -167,7 +154,10 @@ def parse(doc: dict, index, path="placements") -> list[NeedleSpec]:
         if p.depth > needle.length_mm:
             raise PlacementsError(f"{path}: {where}.depth: {p.depth:g} mm exceeds the {needle.length_mm:g} mm needle")
         t = n.get("t")
-        out.append(NeedleSpec(p, needle, str(n.get("label", "")),
+        label = n.get("label", "")
+        if not isinstance(label, (str, int, float)) or isinstance(label, bool) or len(str(label)) > 200:
+            raise PlacementsError(f"{path}: {where}.label: expected a short text (at most 200 characters)")
+        out.append(NeedleSpec(p, needle, str(label),
                               None if t is None else _num(path, f"{where}.t", t, 0)))
     return out
 

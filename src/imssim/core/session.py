@@ -18,7 +18,7 @@ import numpy as np
 
 from .needle import Needle, NeedleError, NeedleTrack, Placement, unit
 from .physiology import Event, Physiology
-from .recording import RecordingWriter, read_recording
+from .recording import RecordingError, RecordingWriter, read_recording
 from .scoring import Context, PoseSample, Report, Scorer
 
 
@@ -49,7 +49,9 @@ def watched_structures(scenario, atlas) -> set[str] | None:
 
 class Session:
     def __init__(self, atlas, scenario=None, seed: int = 0, index=None, record_to=None, clock=None,
-                 metric_names=None):
+                 metric_names=None, header: dict | None = None, patient_state=None):
+        """``patient_state``: a course's :class:`~imssim.core.course.PatientState` (or its
+        ``supersensitivity`` dict) the patient starts this session in; None: the case's start."""
         from .traversal import TissueIndex
 
         self.atlas = atlas
@@ -62,7 +64,9 @@ class Session:
             self.targets = derive_targets(scenario, atlas)
         else:
             self.targets = []
-        self.physiology = Physiology(atlas, scenario, seed=self.seed)
+        self.patient_state = patient_state
+        start = getattr(patient_state, "supersensitivity", patient_state)
+        self.physiology = Physiology(atlas, scenario, seed=self.seed, state=start)
         self.context = Context(atlas, scenario, self.targets, self.physiology.loci, watched_structures(scenario, atlas))
         self.scorer = Scorer(self.context, metric_names)
         self.needles: list[NeedleTrack] = []
@@ -75,14 +79,21 @@ class Session:
         self._t0 = self._clock()
         self._last_t = 0.0
         self.finished: Report | None = None
+        self.skipped: list[dict] = []  # replayed actions the session refused (as it did live)
         self.enforce_limits = True  # the case's needle limit (off for bulk grading)
         self.recorder = None
         if record_to is not None:
-            self.recorder = RecordingWriter(record_to, {
-                "scenario": scenario.id if scenario is not None else None,
-                "scenario_path": str(getattr(scenario, "path", "") or "") if scenario is not None else None,
-                "atlas": atlas.name if hasattr(atlas, "name") else None,
-                "seed": self.seed})
+            try:
+                self.recorder = RecordingWriter(record_to, {
+                    "scenario": scenario.id if scenario is not None else None,
+                    "scenario_path": str(getattr(scenario, "path", "") or "") if scenario is not None else None,
+                    "atlas": atlas.name if hasattr(atlas, "name") else None,
+                    "seed": self.seed,
+                    **({"patient_state": patient_state.to_dict() if hasattr(patient_state, "to_dict") else
+                        {"supersensitivity": dict(start)}} if patient_state is not None else {}),
+                    **(header or {})})
+            except RecordingError as e:  # e.g. the file exists: never truncated
+                raise SessionError(str(e)) from None
 
     # -- time and recording ---------------------------------------------------------
     def now(self) -> float:
@@ -138,6 +149,12 @@ class Session:
         self._record({"type": "action", "name": name, "t": t, **args})
         return t
 
+    def _refused(self, name: str, t: float, err: Exception) -> SessionError:
+        """Record that the action just recorded was refused (so a replay knows to skip it)."""
+        msg = str(err)
+        self._record({"type": "refused", "name": name, "t": t, "reason": msg})
+        return SessionError(msg)
+
     # -- what a trainee can do ------------------------------------------------------
     def insert_needle(self, entry, direction, depth: float = 0.0, length_mm: float = 50.0, gauge_mm: float = 0.25,
                       t: float | None = None) -> int:
@@ -146,7 +163,8 @@ class Session:
             needle = Needle(float(length_mm), float(gauge_mm))
             e = [float(x) for x in np.asarray(entry, float).reshape(3)]
             d = [float(x) for x in unit(direction)]
-        except (NeedleError, ValueError) as err:
+            depth = _number(depth, "depth")
+        except (NeedleError, ValueError, TypeError) as err:
             raise SessionError(str(err)) from None
         if self.enforce_limits and self.scenario is not None and len(self.needles) >= self.scenario.safety.max_needles:
             raise SessionError(f"the case allows at most {self.scenario.safety.max_needles} needles")
@@ -156,7 +174,7 @@ class Session:
         try:
             pose = trk.insert(t, e, d, float(depth))
         except NeedleError as err:
-            raise SessionError(str(err)) from None
+            raise self._refused("insert", t, err) from None
         self.needles.append(trk)
         i = len(self.needles) - 1
         self._after_move(i, pose)
@@ -173,25 +191,32 @@ class Session:
         try:
             pose = fn(trk, t)
         except NeedleError as err:
-            raise SessionError(f"needle {i}: {err}") from None
+            raise self._refused(name, t, f"needle {i}: {err}") from None
         return self._after_move(i, pose, moved_mm)
 
     def advance(self, i: int, mm: float, t=None) -> PoseSample:
-        return self._move("advance", i, t, lambda k, t: k.advance(t, float(mm)), mm=float(mm))
+        mm = _number(mm, "mm")
+        return self._move("advance", i, t, lambda k, t: k.advance(t, mm), mm=mm)
 
     def withdraw(self, i: int, mm: float, t=None) -> PoseSample:
-        return self._move("withdraw", i, t, lambda k, t: k.withdraw(t, float(mm)), mm=float(mm))
+        mm = _number(mm, "mm")
+        return self._move("withdraw", i, t, lambda k, t: k.withdraw(t, mm), mm=mm)
 
     def set_depth(self, i: int, depth: float, t=None) -> PoseSample:
-        return self._move("set_depth", i, t, lambda k, t: k.set_depth(t, float(depth)), depth=float(depth))
+        depth = _number(depth, "depth")
+        return self._move("set_depth", i, t, lambda k, t: k.set_depth(t, depth), depth=depth)
 
     def redirect(self, i: int, direction, t=None) -> PoseSample:
-        d = [float(x) for x in unit(direction)]
+        """Point needle ``i`` along ``direction``; a zero or non-finite direction raises SessionError."""
+        try:
+            d = [float(x) for x in unit(direction)]
+        except (NeedleError, ValueError, TypeError) as err:
+            raise SessionError(f"needle {i}: direction: {err}") from None
         return self._move("redirect", i, t, lambda k, t: k.redirect(t, d), direction=d)
 
     def piston(self, i: int, amplitude_mm: float = 3.0, t=None) -> PoseSample:
         """Withdraw a little and advance again (the movement that provokes twitches)."""
-        a = float(amplitude_mm)
+        a = _number(amplitude_mm, "amplitude_mm")
 
         def fn(k, t):
             k.withdraw(t, a)
@@ -290,6 +315,11 @@ class Session:
             quiz = {"items": len(self.scenario.quiz), "correct": sum(self.quiz_answers.values()),
                     "answers": dict(self.quiz_answers)}
         self.finished = self.scorer.finish(quiz)
+        self.finished.muscles = {sid: {"start": round(m.initial, 6), "end": round(m.supersensitivity, 6),
+                                       "twitches": m.twitches}
+                                 for sid, m in self.physiology.muscles.items()
+                                 if self.scenario is not None and any(x.structure == sid for x in
+                                                                      self.scenario.supersensitive_muscles)}
         if self.scenario is not None and self.marked_segments:
             self.finished.segment_call = segment_call(self.marked_segments, self.scenario.diagnosis.segments)
         self._record({"type": "report", "t": t, "total": round(self.finished.total, 4), "passed": self.finished.passed})
@@ -303,18 +333,63 @@ class Session:
 
     # -- replay ---------------------------------------------------------------------
     @classmethod
-    def replay(cls, recording, atlas, scenario=None, index=None) -> "Session":
-        """Run a recording's actions through a fresh session with the same seed."""
+    def replay(cls, recording, atlas, scenario=None, index=None, record_to=None, stop_at_finish: bool = False,
+               header: dict | None = None, patient_state=None) -> "Session":
+        """Run a recording's actions through a fresh session with the same seed (and the
+        patient state its header names, else ``patient_state``).
+
+        The one path for ``imssim replay``/``score`` and for resuming an interrupted session
+        (:func:`resume_session`). Every action is checked first (a damaged value raises
+        :class:`~imssim.core.recording.RecordingError` naming the file, line and field); an
+        action the session refuses is skipped: it was refused the same way live (actions
+        are recorded before they run, and newer recordings mark the refusal with a
+        ``refused`` record). With ``record_to`` the new session records as it replays.
+        """
         rec = recording if hasattr(recording, "actions") else read_recording(recording)
-        s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index)
+        ps = rec.header.get("patient_state")
+        patient_state = (ps or {}).get("supersensitivity") if ps else patient_state
         for a in rec.actions:
-            if a.get("name") not in ACTIONS:
-                raise SessionError(f"unknown action {a.get('name')!r} at t={a.get('t')}")
-            try:
-                apply_action(s, a)
-            except SessionError:
-                pass  # the same call failed in the live session (it is recorded before it runs)
+            check_action(a, rec)
+        s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index, record_to=record_to, header=header,
+                patient_state=patient_state)
+        try:
+            for a in rec.actions:
+                if stop_at_finish and a.get("name") == "finish":
+                    break
+                try:
+                    apply_action(s, a)
+                except SessionError:
+                    s.skipped.append(a)  # refused live the same way: skip it
+        except BaseException:
+            if s.recorder is not None:
+                s.recorder.discard()
+            raise
         return s
+
+
+def resume_session(recording, atlas, scenario, record_to, index=None) -> "Session":
+    """Continue an interrupted session: replay ``recording`` (up to a ``finish``) into a new
+    session with the same seed that keeps recording to ``record_to``.
+
+    The new recording is written to a hidden ``.partial`` file beside ``record_to`` and
+    moved into place only once the replay succeeded; on any failure nothing is left
+    behind and the error is raised (RecordingError for a damaged recording).
+    """
+    rec = recording if hasattr(recording, "actions") else read_recording(recording)
+    record_to = Path(record_to)
+    if record_to.exists():
+        raise SessionError(f"{record_to}: already exists; a recording is never overwritten")
+    tmp = record_to.with_name(f".{record_to.name}.partial")
+    if tmp.exists():
+        tmp.unlink()  # left by a resume that was killed: it was never moved into place
+    s = Session.replay(rec, atlas, scenario, index=index, record_to=tmp, stop_at_finish=True,
+                       header={"resumed_from": str(rec.path)})
+    try:
+        s.recorder.rename(record_to)
+    except (OSError, RecordingError) as e:
+        s.recorder.discard()
+        raise SessionError(f"{record_to}: cannot write the resumed recording: {e}") from None
+    return s
 
 
 def segment_call(marked, case) -> dict:
@@ -333,6 +408,74 @@ def segment_call(marked, case) -> dict:
 
 ACTIONS = ("insert", "advance", "withdraw", "set_depth", "redirect", "piston", "remove", "palpate", "mark", "answer",
            "finish")
+
+
+def _number(v, what: str) -> float:
+    if isinstance(v, bool):
+        raise SessionError(f"{what}: expected a number, got {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise SessionError(f"{what}: expected a number, got {v!r}") from None
+    if not np.isfinite(f):
+        raise SessionError(f"{what}: expected a finite number, got {v!r}")
+    return f
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _is_vec(v) -> bool:
+    return isinstance(v, list) and len(v) == 3 and all(_is_num(x) for x in v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_text(v) -> bool:
+    return isinstance(v, str) and len(v) <= 200
+
+
+#: Each action's fields: name -> (check, required).
+ACTION_FIELDS = {
+    "insert": {"entry": (_is_vec, True), "direction": (_is_vec, True), "depth": (_is_num, False),
+               "length_mm": (_is_num, False), "gauge_mm": (_is_num, False)},
+    "advance": {"needle": (_is_int, True), "mm": (_is_num, True)},
+    "withdraw": {"needle": (_is_int, True), "mm": (_is_num, True)},
+    "set_depth": {"needle": (_is_int, True), "depth": (_is_num, True)},
+    "redirect": {"needle": (_is_int, True), "direction": (_is_vec, True)},
+    "piston": {"needle": (_is_int, True), "amplitude_mm": (_is_num, False)},
+    "remove": {"needle": (_is_int, True)},
+    "palpate": {"structure": (_is_text, True), "point": (_is_vec, False), "normal": (_is_vec, False)},
+    "mark": {"segments": (lambda v: isinstance(v, list) and all(_is_text(x) for x in v), True)},
+    "answer": {"item": (lambda v: _is_int(v) or _is_text(v), True),
+               "answer": (lambda v: v is None or _is_text(v) or _is_int(v)
+                          or (isinstance(v, list) and len(v) <= 100 and all(_is_text(x) or _is_int(x) for x in v)),
+                          True)},
+    "finish": {},
+}
+
+
+def check_action(a: dict, rec=None) -> None:
+    """Raise RecordingError (file, line, field) unless ``a`` is a well-formed action record."""
+    where = ""
+    if rec is not None:
+        line = rec.line_of(a) if hasattr(rec, "line_of") else None
+        where = f"{rec.path}: line {line}: " if line else f"{rec.path}: "
+    name = a.get("name")
+    if name not in ACTION_FIELDS:
+        raise RecordingError(f"{where}field name: unknown action {name!r}")
+    if not _is_num(a.get("t")) or a["t"] < 0:
+        raise RecordingError(f"{where}field t: expected a time in seconds, got {a.get('t')!r}")
+    for k, (ok, required) in ACTION_FIELDS[name].items():
+        if k not in a:
+            if required:
+                raise RecordingError(f"{where}action {name}: missing field {k!r}")
+            continue
+        if not ok(a[k]):
+            raise RecordingError(f"{where}action {name}: field {k}: unexpected value {a[k]!r}")
 
 
 def _replace_last(track: NeedleTrack, pose):
@@ -372,23 +515,26 @@ def apply_action(s: Session, a: dict):
 
 
 # -- headless grading of placements --------------------------------------------------
-def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: bool = True) -> Report:
+def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: bool = True,
+                     patient_state=None, return_session: bool = False):
     """Grade a list of NeedleSpec (a placements file) without the window.
 
     ``batch=True`` traces all needles in one vectorised pass (``TissueIndex.query_batch``)
     and measures danger clearance along the shaft (``TissueIndex.shaft_clearances``); ``batch=False`` is the naive way: one full
-    session call per needle (``TissueIndex.query`` each).
+    session call per needle (``TissueIndex.query`` each). ``patient_state``: a course's state
+    the patient starts in; ``return_session``: return (report, session).
     """
     if not batch:
-        s = Session(atlas, scenario, seed=seed, index=index)
+        s = Session(atlas, scenario, seed=seed, index=index, patient_state=patient_state)
         s.enforce_limits = False
         for k, sp in enumerate(specs):
             s.insert_placement(sp.placement, sp.needle, t=sp.t if sp.t is not None else float(k))
-        return s.finish()
+        r = s.finish()
+        return (r, s) if return_session else r
     from .traversal import TissueIndex
 
     index = index if index is not None else TissueIndex(atlas)
-    s = Session(atlas, scenario, seed=seed, index=index)
+    s = Session(atlas, scenario, seed=seed, index=index, patient_state=patient_state)
     n = len(specs)
     E = np.array([sp.placement.entry for sp in specs], float).reshape(n, 3)
     D = np.array([sp.placement.direction for sp in specs], float).reshape(n, 3)
@@ -442,7 +588,8 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
         ev = phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches)
         if ev:
             s._emit(ev)
-    return s.finish(t=float(n))
+    r = s.finish(t=float(n))
+    return (r, s) if return_session else r
 
 
 def load_session_scenario(path_or_id, atlas):
@@ -451,7 +598,8 @@ def load_session_scenario(path_or_id, atlas):
     return load_scenario(path_or_id, atlas)
 
 
-__all__ = ["Session", "SessionError", "PalpationFinding", "grade_placements", "apply_action", "Path"]
+__all__ = ["Session", "SessionError", "PalpationFinding", "grade_placements", "apply_action", "check_action",
+           "resume_session", "Path"]
 
 
 def open_case(scenario=None, atlas_name: str | None = None, progress=None):

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -126,8 +127,32 @@ def _load_builtin_full(progress: Progress | None = None, rebuild: bool = False) 
     return atlas
 
 
+#: What an atlas name may be: it becomes a file name in the cache.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class AtlasNameError(AtlasFileError, ValueError):
+    """An atlas name that cannot be used (it would escape the cache folder, or is reserved)."""
+
+
+def check_name(name, allow_builtin: bool = False, what: str = "atlas name") -> str:
+    """``name`` if it is a safe atlas name: letters, digits, ``_ . -`` (64 at most), no
+    path separators or ``..``; ``builtin`` is reserved unless ``allow_builtin``."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise AtlasNameError(f"{what} {name!r}: use letters, digits, '_', '.' and '-' only (at most 64, "
+                             "starting with a letter or digit; no '/', '\\' or '..')")
+    if name.lower() == BUILTIN and not (allow_builtin and name == BUILTIN):
+        raise AtlasNameError(f"{what} {name!r}: the name 'builtin' is reserved for the built-in atlas")
+    return name
+
+
 def imported_path(name: str) -> Path:
-    return cache_dir() / "atlas" / "imported" / f"{name}.npz"
+    """Where the imported atlas ``name`` is cached (the name is checked: see :func:`check_name`)."""
+    folder = cache_dir() / "atlas" / "imported"
+    p = folder / f"{check_name(name)}.npz"
+    if p.resolve().parent != folder.resolve():  # belt and braces: never outside the folder
+        raise AtlasNameError(f"atlas name {name!r}: would be stored outside {folder}")
+    return p
 
 
 def available_atlases() -> list[str]:
@@ -143,11 +168,21 @@ def _settings_path() -> Path:
 
 
 def read_settings() -> dict:
+    """The settings file (read safely); a missing or damaged one counts as empty (with a warning)."""
+    from .safefile import SafeFileError, read_json
+
     p = _settings_path()
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
+    if not p.exists():
         return {}
+    try:
+        s = read_json(p, max_bytes=1024 * 1024, max_depth=8)
+    except SafeFileError as e:
+        log.warning("%s; using the default settings", e)
+        return {}
+    if not isinstance(s, dict):
+        log.warning("%s: not a mapping of settings; using the default settings", p)
+        return {}
+    return s
 
 
 def write_settings(settings: dict) -> None:
@@ -158,10 +193,12 @@ def write_settings(settings: dict) -> None:
 
 
 def current_atlas_name() -> str:
-    return os.environ.get("IMSSIM_ATLAS") or read_settings().get("atlas", BUILTIN)
+    name = os.environ.get("IMSSIM_ATLAS") or read_settings().get("atlas", BUILTIN)
+    return check_name(name, allow_builtin=True, what="the selected atlas (IMSSIM_ATLAS or settings)")
 
 
 def use_atlas(name: str) -> None:
+    check_name(name, allow_builtin=True)
     if name not in available_atlases():
         raise KeyError(f"no atlas named {name!r}; available: {', '.join(available_atlases())}")
     s = read_settings()
@@ -173,7 +210,7 @@ def load_atlas(name: str | None = None, progress: Progress | None = None, habitu
     """Load an atlas by name (default: the selected one, normally the built-in atlas)."""
     from .build.skin import for_habitus
 
-    name = name or current_atlas_name()
+    name = check_name(name, allow_builtin=True) if name else current_atlas_name()
     if name == BUILTIN:
         return load_builtin(progress, habitus=habitus)
     path = imported_path(name)

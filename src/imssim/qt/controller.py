@@ -106,6 +106,7 @@ class Controller:
         self.overlay = Overlay(self.scene)
         self.index = index if index is not None else TissueIndex(atlas)
         self._indexes: dict[str, TissueIndex] = {}  # per body build, once used
+        self._prepared: dict[str, tuple] = {}  # body build -> (atlas, index) being switched to
         self.needles: list[PlacedNeedle] = []
         self.missed_labels: list[tuple[np.ndarray, str]] = []  # (anchor, text) after finishing
         self.active: int | None = None
@@ -556,10 +557,21 @@ class Controller:
         """Load a scenario (library id or file) against the atlas; raises ScenarioError.
 
         The current needles and findings are cleared only once the new case has loaded."""
-        from ..core.scenario import derive_targets, load_scenario, resolve_locus
+        from ..core.scenario import load_scenario
 
         sc = load_scenario(name_or_path, self.atlas)
         self.use_habitus(sc.patient.habitus)
+        self._reset()
+        self._take_scenario(sc)
+        self._new_session(sc)
+        self.set_mode(mode or sc.modes.default)
+        self.emit("scenario", scenario=sc)
+        return sc
+
+    def _take_scenario(self, sc) -> None:
+        """Make ``sc`` the window's case: its targets and the palpable loci of its findings."""
+        from ..core.scenario import derive_targets, resolve_locus
+
         targets = derive_targets(sc, self.atlas)
         loci = []
         for f in sc.patient.findings:
@@ -572,36 +584,44 @@ class Controller:
                 except Exception:  # noqa: BLE001 - an unplaceable locus falls back to the structure
                     p = None
             loci.append((f, p))
-        self._reset()
         self.scenario, self.targets, self._loci = sc, targets, loci
-        self._new_session(sc)
-        self.set_mode(mode or sc.modes.default)
-        self.emit("scenario", scenario=sc)
-        return sc
 
     def use_habitus(self, habitus: str | None) -> bool:
         """Switch to the patient's body build (lean, average, obese): the built-in atlas's
         skin and fat for that build, in the scene and in the tissue index (kept per build,
         so switching back is instant). Atlases without builds are left as they are.
         Returns True if the atlas changed."""
-        have = self.atlas.meta.get("habitus")
-        if habitus is None or have is None or habitus == have:
+        new, index = self._habitus_atlas(habitus)
+        self._prepared.pop(habitus, None)
+        if new is self.atlas:
             return False
-        from ..core import store
-
-        new = store.load_atlas(self.atlas.name, habitus=habitus)
-        if new.meta.get("habitus") != habitus:
-            return False
-        self._indexes[have] = self.index
-        index = self._indexes.get(habitus)
-        if index is None:
-            self.say(f"Preparing the {habitus} build (skin and fat) ...")
-            index = TissueIndex(new)
+        self._indexes[self.atlas.meta.get("habitus")] = self.index
         self.atlas, self.index = new, index
         self.scene.update_meshes(new, [s.id for s in new if s.kind in ("skin", "subcutaneous")])
         self.emit("atlas", atlas=new, habitus=habitus)
         self.render()
         return True
+
+    def _habitus_atlas(self, habitus: str | None):
+        """(atlas, index) for the body build ``habitus`` without switching to it (the
+        current ones when the atlas has no builds or already is that build)."""
+        have = self.atlas.meta.get("habitus")
+        if habitus is None or have is None or habitus == have:
+            return self.atlas, self.index
+        cached = self._prepared.get(habitus)
+        if cached is not None:
+            return cached
+        from ..core import store
+
+        new = store.load_atlas(self.atlas.name, habitus=habitus)
+        if new.meta.get("habitus") != habitus:
+            return self.atlas, self.index
+        index = self._indexes.get(habitus)
+        if index is None:
+            self.say(f"Preparing the {habitus} build (skin and fat) ...")
+            index = TissueIndex(new)
+        self._prepared[habitus] = (new, index)
+        return new, index
 
     def new_attempt(self):
         """Start the same case again (a fresh session and recording)."""
@@ -639,24 +659,40 @@ class Controller:
 
     def resume(self, recording_path) -> Session:
         """Continue an interrupted session: its recorded actions are replayed into a new
-        session (same case and seed, so the same responses) that keeps recording."""
+        session (same case and seed, so the same responses) that keeps recording.
+
+        The replay is the core's (:func:`~imssim.core.session.resume_session`, the same path
+        as ``imssim replay``): actions refused live are skipped, and nothing here changes
+        (current session, case, recording files) unless the whole replay succeeded."""
         from ..core.recording import read_recording
-        from ..core.session import apply_action
+        from ..core.scenario import load_scenario
+        from ..core.session import resume_session
 
         rec = read_recording(recording_path)
         h = rec.header
         src = h.get("scenario_path") or h.get("scenario")
-        if not src:
+        if not src or not isinstance(src, str):
             raise SessionError(f"{recording_path}: the recording names no scenario")
-        self.load_scenario(src)
-        self.session.close()
-        self._new_session(self.scenario, seed=int(h.get("seed", 0)))
-        self.session.listeners.remove(self._on_session_event)  # replay quietly
-        for a in rec.actions:
-            if a.get("name") == "finish":
-                break
-            apply_action(self.session, a)
+        sc = load_scenario(src, self.atlas)
+        atlas, index = self._habitus_atlas(sc.patient.habitus)
+        if atlas is not self.atlas:
+            sc = load_scenario(src, atlas)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = recordings_dir() / f"{sc.id}-{stamp}-{int(h.get('seed', 0))}-resumed.jsonl"
+        k = 1
+        while path.exists():
+            k += 1
+            path = path.with_name(f"{sc.id}-{stamp}-{int(h.get('seed', 0))}-resumed-{k}.jsonl")
+        session = resume_session(rec, atlas, sc, path, index=index)
+        # it worked: now the window takes the resumed case and session
+        self.use_habitus(sc.patient.habitus)
+        self._reset()
+        self._take_scenario(sc)
+        self.session = session
+        self.recording_path = session.recorder.path if session.recorder is not None else path
         self.session.listeners.append(self._on_session_event)
+        self.set_mode(sc.modes.default)
+        self.emit("scenario", scenario=sc)
         for k, trk in enumerate(self.session.needles):
             if trk.removed:
                 continue

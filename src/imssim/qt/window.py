@@ -771,6 +771,10 @@ class MainWindow(QtWidgets.QMainWindow):
         folder.mkdir(parents=True, exist_ok=True)
         stem = c.scenario.id if c.scenario is not None else "session"
         out = [folder / f"{stem}-report.json", folder / f"{stem}-report.txt"]
+        k = 1
+        while any(f.exists() for f in out):  # never overwrite an earlier attempt's report: number it
+            k += 1
+            out = [folder / f"{stem}-report-{k}.json", folder / f"{stem}-report-{k}.txt"]
         d = c.report.to_dict()
         d["missed_targets"] = [t.structure for t in c.missed_targets()]
         d["marked_segments"] = list(c.marked_segments)
@@ -779,6 +783,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if c.recording_path is not None and c.recording_path.exists():
             dst = folder / c.recording_path.name
             if dst.resolve() != c.recording_path.resolve():
+                if dst.exists():  # an earlier export of another recording of that name: keep it
+                    dst = folder / f"{c.recording_path.stem}-{k}{c.recording_path.suffix}"
                 shutil.copyfile(c.recording_path, dst)
             out.append(dst)
         return out

@@ -4,8 +4,11 @@ The public entry point is :func:`import_atlas`. An imported atlas is an ordinary
 :class:`~imssim.core.atlas.Atlas` (same ids as the built-in one where the structure is the
 same, so scenarios and needle queries run on it unchanged) saved with
 ``store.imported_path(name)``; :func:`imssim.core.store.load_atlas` loads it by name.
-Import is all-or-nothing: every file is read and checked first, the atlas is written to a
-temporary file and renamed into place only when everything succeeded.
+Import is all-or-nothing for the files it imports: every file is read and checked first,
+the atlas is written to a temporary file and renamed into place only when everything
+succeeded. A dataset folder's files that a profile does not know are skipped and listed
+(``meta["skipped_files"]``). The source frame is stated, or detected from the anatomy
+(:mod:`.frame`), before anything is aligned (``meta["frame"]``).
 """
 
 from __future__ import annotations
@@ -40,48 +43,77 @@ def frame_matrix(units: str, axes: str) -> np.ndarray:
     return M
 
 
+#: files of a dataset folder that are its documentation or checksums, not meshes; listed
+#: as skipped like any other file the profile does not import
+def _is_parts_list(p: Path) -> bool:
+    n = p.name.lower()
+    return n.endswith("element_parts.txt") or (n.endswith(".csv") and "parts" in n)
+
+
 def manifest_for_folder(folder: str | Path, profile: str, name: str | None = None,
-                        skipped: list | None = None) -> Manifest:
+                        skipped: list | None = None, parts: dict | None = None) -> Manifest:
     """A manifest for every recognised file of a dataset folder, using a profile.
 
-    A profile with ``skip_unknown`` takes only the mesh files it can name; the others are
-    appended to ``skipped`` as (file, reason)."""
-    from .profiles import MESH_SUFFIXES, PROFILES
+    Every profile takes only the mesh files it can name; the others (not meshes, kinds
+    imssim does not model such as cartilage and ligaments, unknown names, a second file for
+    the same structure, files of another body in a Visible Human folder) are appended to
+    ``skipped`` as (file, reason). An empty folder, or one with nothing usable, is a
+    one-line ``ManifestError`` naming the folder. The frame is ``auto`` (detected on import,
+    the profile's documented frame when detection is not sure).
+    """
+    from .profiles import MESH_SUFFIXES, PROFILES, bodyparts3d_identity, vh_body
 
     folder = Path(folder)
     if profile not in PROFILES:
         raise ManifestError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    if not folder.is_dir():
+        raise ManifestError(f"{folder}: folder not found")
     prof = PROFILES[profile]
-    files = sorted(p for p in folder.rglob(prof["glob"]) if p.is_file())
-    identify = prof.get("identify") if prof.get("skip_unknown") else None
-    if identify is not None:
-        kept, seen = [], set()
-        for p in files:
-            if p.suffix.lower() not in MESH_SUFFIXES:
-                continue
-            try:
-                sid = identify(p.name).id
-            except KeyError as e:
-                if skipped is not None:
-                    skipped.append((str(p.relative_to(folder)), e.args[0] if e.args else str(e)))
-                continue
-            if sid in seen:
-                if skipped is not None:
-                    skipped.append((str(p.relative_to(folder)), f"a second file for {sid}"))
-                continue
-            seen.add(sid)
-            kept.append(p)
-        files = kept
-    if not files:
-        raise ManifestError(f"{folder}: no files matching {prof['glob']} for profile {profile}"
-                            + (" that it recognises" if identify is not None else ""))
+    skipped = skipped if skipped is not None else []
+    every = sorted(p for p in folder.rglob("*") if p.is_file())
+    if not every:
+        raise ManifestError(f"{folder}: empty folder, nothing to import")
+    identify = prof.get("identify")
+    if identify is None:  # bodyparts3d: names come from the file names or the parts list
+        identify = lambda f: bodyparts3d_identity(f, parts)[0]  # noqa: E731
+    rel = lambda p: str(p.relative_to(folder))  # noqa: E731
+    cands = []
+    for p in every:
+        if profile == "bodyparts3d" and _is_parts_list(p):
+            continue  # used, not skipped
+        if p.suffix.lower() not in MESH_SUFFIXES:
+            skipped.append((rel(p), "not a mesh file"))
+            continue
+        try:
+            cands.append((p, identify(p.name).id))
+        except KeyError as e:
+            skipped.append((rel(p), str(e.args[0] if e.args else e).removeprefix(f"{p.name}: ")))
+    if profile == "vhm":  # one body per atlas: the other body's files are skipped
+        bodies = [vh_body(p.name) for p, _ in cands]
+        if len(set(bodies)) > 1:
+            main = max(sorted(set(bodies)), key=bodies.count)
+            for (p, _), b in zip(list(cands), bodies):
+                if b != main:
+                    skipped.append((rel(p), f"a file of the other body ({b}); this folder is read as {main}"))
+            cands = [(p, sid) for (p, sid), b in zip(cands, bodies) if b == main]
+    kept, seen = [], set()
+    for p, sid in cands:
+        if sid in seen:
+            skipped.append((rel(p), f"a second file for {sid}"))
+            continue
+        seen.add(sid)
+        kept.append(p)
+    if not kept:
+        eg = f"; e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise ManifestError(f"{folder}: nothing to import: none of its {len(every)} files is one the {profile} "
+                            f"profile recognises{eg}")
     data = {
         "name": name or f"{profile}-{folder.name}",
         "profile": profile,
         "attributions": [prof["attribution"]],
-        "frame": prof["frame"],
+        "frame": {"units": "auto", "axes": "auto"},
         "base": str(folder),
-        "structures": [{"file": str(p.relative_to(folder))} for p in files],
+        "structures": [{"file": rel(p)} for p in kept],
     }
     return validate(data, str(folder))
 
@@ -95,8 +127,6 @@ def _identity_for(spec: StructureSpec, profile: str | None, parts: dict | None):
         identify = PROFILES[profile].get("identify")
         if identify is not None:
             return identify(spec.file), None
-        if parts is None:
-            raise KeyError("the bodyparts3d profile needs a parts list (parts_list in the manifest folder)")
         return bodyparts3d_identity(spec.file, parts)
     except KeyError as e:
         if spec.id and spec.name and spec.kind and spec.side:
@@ -128,52 +158,58 @@ def import_atlas(
     save: bool = True,
     parts_list: str | Path | None = None,
     fill: str | None = None,
+    force: bool = False,
 ) -> Atlas:
     """Import an atlas from a manifest file (or, with a ``profile``, a dataset folder).
 
     ``reference`` is the atlas to align to (default: the built-in atlas). Returns the new
     atlas (also saved under ``store.imported_path(name)`` when ``save``); its
-    ``meta['fit']`` holds the fit report.
+    ``meta['fit']`` holds the fit report. The name must be a safe atlas name
+    (``store.check_name``; ``builtin`` is reserved) and an existing imported atlas of that
+    name is replaced only with ``force``.
     """
     from .. import store
-    from .profiles import read_parts_list
 
     progress = progress or (lambda m, f: None)
     t0 = time.perf_counter()
     skipped: list[tuple[str, str]] = []  # files a profile read from a folder did not know
+    parts = None
+    path_is_folder = not isinstance(manifest, Manifest) and Path(manifest).is_dir()
     if isinstance(manifest, Manifest):
         man, base_dir, where = manifest, Path(manifest.base), manifest.name
     else:
         path = Path(manifest)
+        if profile and not path.exists():
+            raise ManifestError(f"{path}: no such folder or manifest file")
         if path.is_dir():
             if not profile:
                 raise ManifestError(f"{path}: is a folder; give a manifest file, or a --profile to read the folder with")
-            man = manifest_for_folder(path, profile, name, skipped)
+            if profile == "bodyparts3d":
+                parts = _parts_list(path, parts_list, required=False)
+            man = manifest_for_folder(path, profile, name, skipped, parts)
             base_dir, where = path, str(path)
         else:
             man = load_manifest(path)
             base_dir, where = (path.parent / man.base).resolve(), str(path)
     if isinstance(manifest, Manifest) and not base_dir.is_absolute():
         base_dir = base_dir.resolve()
+    if (profile or man.profile) == "bodyparts3d" and parts is None:
+        parts = _parts_list(base_dir, parts_list, required=not path_is_folder)
     prof = profile or man.profile
-    name = name or man.name
-    parts = None
-    if prof == "bodyparts3d":
-        cand = [Path(parts_list)] if parts_list else sorted(base_dir.glob("*element_parts.txt")) + sorted(base_dir.glob("*parts*.csv"))
-        if not cand or not cand[0].is_file():
-            raise ManifestError(f"{base_dir}: the bodyparts3d profile needs the data set's parts list "
-                                "(isa_element_parts.txt or a CSV name,fma_id,fj_file)")
-        parts = read_parts_list(cand[0])
+    name = store.check_name(name or man.name)
+    if save and not force and store.imported_path(name).exists():
+        raise ManifestError(f"atlas {name!r} already exists ({store.imported_path(name)}); "
+                            "choose another --name or add --force to replace it")
+    if man.profile is None and prof is not None:
+        man = man.model_copy(update={"profile": prof})
 
-    M = frame_matrix(man.frame.units, man.frame.axes)
-    flip = np.linalg.det(M) < 0
     structures: list[Structure] = []
     clean_reports = {}
     n = len(man.structures)
     seen = set()
     for i, spec in enumerate(man.structures):
         fpath = (base_dir / spec.file)
-        progress(f"reading {spec.file}", 0.6 * i / n)
+        progress(f"reading {spec.file}", 0.55 * i / n)
         ident, fma = _identity_for(spec, prof, parts)
         sid = spec.id or (ident.id if ident else None)
         if sid in seen:
@@ -187,19 +223,17 @@ def import_atlas(
                 raise MeshFileError(f"{fpath}: checksum mismatch (sha256 {got[:12]}..., manifest says {spec.sha256[:12]}...)")
         v, f = read_mesh(fpath)
         v, f, rep = clean_mesh(v, f, man.decimate)
-        v = v @ M.T
-        if flip:
-            f = f[:, ::-1]
         muscle = spec.muscle or (ident.muscle if ident else None)
         inn, muscle = _innervation(spec, muscle, f"{where}: structures[{i}] ({spec.file})")
         kind = spec.kind or ident.kind
+        match = spec.match or (ident.match if ident and ident.match else None) or sid
         s = Structure(
             id=sid,
             name=spec.name or ident.name,
             kind=kind,
             side=spec.side or ident.side,
             region=spec.region or (ident.region if ident and ident.region else "") or "",
-            vertices=v,
+            vertices=v,  # still in the source frame; mapped below once the frame is known
             faces=f.astype(np.int32),
             level=spec.level or (ident.level if ident else None),
             muscle=muscle,
@@ -208,16 +242,29 @@ def import_atlas(
             source=f"{man.name}: {spec.file}",
             aliases=tuple(a for a in (spec.fma_id or fma,) if a),
             meta={"file": spec.file, "clean": rep.as_dict(), "watertight": rep.watertight,
-                  "match": spec.match or sid, **({"fma_id": spec.fma_id or fma} if (spec.fma_id or fma) else {})},
+                  "match": match, **({"fma_id": spec.fma_id or fma} if (spec.fma_id or fma) else {})},
         )
         structures.append(s)
         clean_reports[sid] = rep.as_dict()
+
+    # ---- the source frame: stated, detected, or both ---------------------------------
+    progress("deciding the source frame", 0.6)
+    if reference is None:
+        reference = store.load_builtin()
+    frame = decide_frame(structures, reference, man, prof, where)
+    M = frame_matrix(frame["units"], frame["axes"])
+    flip = np.linalg.det(M) < 0
+    for s in structures:
+        s.vertices = s.vertices @ M.T
+        if flip:
+            s.faces = s.faces[:, ::-1].copy()
 
     # ---- alignment -----------------------------------------------------------------
     progress("aligning to the built-in skeleton", 0.65)
     if reference is None:
         reference = store.load_builtin()
     fit = align(structures, reference, man, M)
+    _check_turn(fit, frame, where)
     T = Similarity(np.array(fit["transform"]["matrix"]), np.array(fit["transform"]["translation_mm"]),
                    fit["transform"]["scale"])
     segs = segment_fit(structures, reference, T, man) if man.align.method == "icp" else {}
@@ -243,7 +290,7 @@ def import_atlas(
         "imported": True,
         "profile": prof,
         "fill": fill,
-        "frame": {"units": man.frame.units, "axes": man.frame.axes},
+        "frame": frame,
         "fit": fit,
         "skipped_files": [{"file": f, "reason": r} for f, r in skipped],
         "description": man.description,
@@ -253,6 +300,83 @@ def import_atlas(
         atlas.save(store.imported_path(name))
     progress("done", 1.0)
     return atlas
+
+
+def _parts_list(base_dir: Path, parts_list, required: bool = True) -> dict | None:
+    """A BodyParts3D parts list (given, or found in the folder). In a folder it is optional:
+    files whose names carry their FMA name need none, the others are skipped."""
+    from .profiles import read_parts_list
+
+    cand = [Path(parts_list)] if parts_list else sorted(base_dir.glob("*element_parts.txt")) + sorted(base_dir.glob("*parts*.csv"))
+    if (not cand or not cand[0].is_file()) and not required and not parts_list:
+        return None
+    if not cand or not cand[0].is_file():
+        raise ManifestError(f"{base_dir}: the bodyparts3d profile needs the data set's parts list "
+                            "(isa_element_parts.txt or a CSV name,fma_id,fj_file)")
+    return read_parts_list(cand[0])
+
+
+def decide_frame(structures: list[Structure], reference: Atlas, man: Manifest, profile: str | None, where: str) -> dict:
+    """The source frame (units, axes) and how it was decided, as the report stores it.
+
+    * stated (manifest ``frame`` not ``auto``): used, and checked by detection; a sure
+      detection that disagrees is an error (the manifest is wrong, or says ``auto``);
+    * ``auto``: detected from the anatomy (:func:`.frame.detect_frame`); when detection is
+      not sure, a profile's documented frame for the data set is used and the report says
+      so; with no profile the import refuses.
+    """
+    from .frame import detect_frame, handedness
+    from .profiles import profile_frame
+
+    items = [(s.meta.get("match", s.id), s.side, s.vertices.mean(0)) for s in structures]
+    det = detect_frame(items, reference)
+    units, axes = man.frame.units, man.frame.axes
+    out = {"detected": det.as_dict()}
+    summary = "; ".join(det.evidence[:1])
+    if units != "auto" and axes != "auto":
+        out.update(units=units, axes=axes, how="stated", confidence=det.confidence if det.sure else None)
+        if det.sure and (det.axes != axes or det.units != units):
+            raise ManifestError(
+                f"{where}: frame: stated as {units} {axes}, but the anatomy says {det.units} {det.axes} "
+                f"(sure {det.confidence:.2f}: {summary}); fix frame.units/frame.axes or set them to auto")
+        out["note"] = ("checked: the anatomy agrees" if det.sure else
+                       "not checked: the anatomy does not say for sure (" + "; ".join(det.evidence[:1]) + ")")
+    else:
+        documented = profile_frame(profile, [s.meta["file"] for s in structures]) if profile else None
+        if det.sure:
+            u = det.units if units == "auto" else units
+            a = det.axes if axes == "auto" else axes
+            out.update(units=u, axes=a, how="detected", confidence=det.confidence)
+            if documented and (documented["axes"], documented["units"]) != (a, u):
+                out["note"] = (f"the {profile} profile documents {documented['units']} {documented['axes']} for "
+                               "these files; the anatomy overrides it")
+            elif documented:
+                out["note"] = f"agrees with the {profile} profile's documented frame"
+        elif documented:
+            u = documented["units"] if units == "auto" else units
+            a = documented["axes"] if axes == "auto" else axes
+            out.update(units=u, axes=a, how="documented", confidence=det.confidence,
+                       note=f"the anatomy does not say for sure ({'; '.join(det.evidence[:1])}); "
+                            f"used the {profile} profile's documented frame")
+        else:
+            raise ManifestError(
+                f"{where}: frame: cannot tell the source frame from the anatomy ({'; '.join(det.evidence[:1])}, "
+                f"sure {det.confidence:.2f}); state frame.units and frame.axes in the manifest")
+    out["handedness"] = handedness(out["axes"])
+    return out
+
+
+#: after the frame is decided, the registration only has to correct a pose; a larger turn
+#: means the frame is wrong, so the import refuses rather than let ICP spin the body round
+MAX_TURN_DEG = 60.0
+
+
+def _check_turn(fit: dict, frame: dict, where: str) -> None:
+    ang = fit.get("transform", {}).get("rotation_deg", 0.0)
+    if fit.get("method") != "none" and ang > MAX_TURN_DEG:
+        raise ImportFailed(f"{where}: aligning needed a {ang:.0f} deg turn after mapping the source frame "
+                           f"{frame['units']} {frame['axes']} ({frame['how']}): the frame is probably wrong; "
+                           "state frame.axes in a manifest")
 
 
 def align(structures: list[Structure], reference: Atlas, man: Manifest, M: np.ndarray) -> dict:

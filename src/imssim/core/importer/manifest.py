@@ -45,17 +45,21 @@ class FrameSpec(_Strict):
 
     ``axes`` is three letters from L/R, A/P, S/I, one per source axis: ``LPS`` is imssim's
     own frame, ``LAI`` means +X to the patient's left, +Y anterior, +Z inferior.
+    ``auto`` (for either): detected from the anatomy (:mod:`.frame`); the import refuses
+    when the detection is not sure. A stated frame is checked the same way.
     """
 
-    units: Literal["mm", "cm", "m", "in", "um"] = "mm"
+    units: Literal["mm", "cm", "m", "in", "um", "auto"] = "mm"
     axes: str = "LPS"
 
     @field_validator("axes")
     @classmethod
     def _axes(cls, v: str) -> str:
+        if v.lower() == "auto":
+            return "auto"
         v = v.upper()
         if len(v) != 3 or any(c not in DIRECTIONS for c in v):
-            raise ValueError("expected three letters from L/R, A/P, S/I, e.g. 'LPS' or 'LAI'")
+            raise ValueError("expected three letters from L/R, A/P, S/I, e.g. 'LPS' or 'LAI', or 'auto'")
         if len({DIRECTIONS[c][0] for c in v}) != 3:
             raise ValueError(f"{v!r} names the same body axis twice; use one of L/R, one of A/P, one of S/I")
         return v

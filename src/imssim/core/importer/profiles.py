@@ -3,9 +3,11 @@
 A profile fills in what a manifest entry leaves out (id, name, kind, side, muscle) and
 gives the dataset's frame and attribution defaults.
 
-* ``vhm``: the Visible Human lower-limb surfaces (Andreassen et al. 2022), file names
-  ``VHM_<Side>_<Bone|Muscle>_<CamelName>_smooth.stl``; frame mm, +X left, +Y anterior,
-  +Z inferior (``LAI``).
+* ``vhm``: the Visible Human lower-limb surfaces (Andreassen et al. 2022), either body
+  and either side: ``VH<M|F>_<Right|Left>_<Bone|Muscle>_<CamelName>_smooth.stl``, with the
+  data set's own misspellings read through an alias table; cartilage and ligament files
+  are skipped. Frame: the male's files are mm ``LAI``, the female's mm ``RAS``; an import
+  checks (or, unsure, keeps) that by :mod:`.frame` detection.
 * ``zanatomy``: meshes exported from Z-Anatomy's Blender file, one file per object named
   after it: ``Gluteus medius muscle.r.stl``, ``Femur.l.stl``, ``Lumbar vertebra (L3).stl``
   (``.r``/``.l`` is the side; ``.g`` groups and other suffixes are not structures). Names
@@ -15,8 +17,9 @@ gives the dataset's frame and attribution defaults.
   conversion writes it; for Y-up exports (glTF, OBJ defaults) give a manifest with frame
   axes ``LSA``.
 * ``bodyparts3d``: BodyParts3D files ``FJxxxx.obj``. Its parts list (a table of FMA id,
-  English name and FJ file, as shipped with the data set) gives each file's FMA name; the
-  rules in ``meshes/bodyparts3d_names.yaml`` turn FMA names into imssim ids.
+  English name and FJ file, as shipped with the data set) gives each file's FMA name, or
+  the file name carries it (``FJ103_BP4368_FMA24481_Left fibula.obj``); the rules in
+  ``meshes/bodyparts3d_names.yaml`` turn FMA names into imssim ids.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Identity:
     muscle: str | None = None
     level: str | None = None
     region: str | None = None
+    match: str | None = None  # the built-in structure to align with, when its id differs
 
 
 def _canonical_id(key: str, side: str) -> str:
@@ -55,9 +59,14 @@ def _human_name(key: str, side: str) -> str:
 def _muscle_identity(key: str, side: str) -> Identity:
     from ..innervation import lookup
 
+    from ..innervation import all_muscles
+
     facts = lookup(key)  # raises KeyError for unknown muscles
+    # a part whose whole muscle imssim models as one (superior gemellus -> gemelli) aligns with it
+    match = (_canonical_id(facts.canonical, side)
+             if facts.canonical != facts.key and facts.canonical in all_muscles() else None)
     return Identity(_canonical_id(facts.key, side), _human_name(facts.key, side), "muscle", side,
-                    muscle=facts.canonical, region=facts.region or None)
+                    muscle=facts.canonical, region=facts.region or None, match=match)
 
 
 @lru_cache(maxsize=None)
@@ -66,9 +75,12 @@ def _table() -> dict:
 
 
 # ---- Visible Human lower limb ----------------------------------------------------
-VHM_FRAME = {"units": "mm", "axes": "LAI"}
+#: the frames the data set's two bodies come in (measured from the meshes; see docs/import.md):
+#: the male's files are mm, +X left, +Y anterior, +Z inferior; the female's mm, RAS
+VH_FRAMES = {"VHM": {"units": "mm", "axes": "LAI"}, "VHF": {"units": "mm", "axes": "RAS"}}
+VHM_FRAME = VH_FRAMES["VHM"]
 VHM_ATTRIBUTION = {
-    "source": "Visible Human Male lower-limb surfaces (University of Denver, Center for Orthopaedic Biomechanics)",
+    "source": "Visible Human lower-limb surfaces (University of Denver, Center for Orthopaedic Biomechanics)",
     "licence": "CC BY 4.0",
     "attribution": ("Andreassen TE, Hume DR, Hamilton LD, Walker KE, Higinbotham SE, Shelburne KB. "
                     "Three-dimensional lower extremity musculoskeletal geometry of the Visible Human Female "
@@ -76,27 +88,56 @@ VHM_ATTRIBUTION = {
                     "Derived from the NLM Visible Human Project. Changed: decimated, aligned to imssim's frame."),
     "url": "https://doi.org/10.56902/COB.vh.2022.0",
 }
-_VHM_RE = re.compile(r"^VHM_(Right|Left)_(Bone|Muscle)_([A-Za-z]+?)(?:_smooth)?\.(stl|obj|ply|vtp|vtk)$", re.I)
+_VH_RE = re.compile(r"^(VH[MF])_(Right|Left)_([A-Za-z]+)_([A-Za-z0-9]+?)(?:_smooth)?\.(stl|obj|ply|vtp|vtk|off)$", re.I)
+#: kinds of file in the data set that imssim does not model (skipped and listed)
+VH_SKIPPED_KINDS = {"cartilage": "cartilage is not modelled in imssim", "ligament": "ligaments are not modelled in imssim",
+                    "tendon": "tendons are not modelled separately in imssim"}
 
 
 def _split_camel(s: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", s).lower()
 
 
+def vh_body(filename: str) -> str | None:
+    """'VHM' or 'VHF' for a Visible Human surface file name, else None."""
+    m = _VH_RE.match(Path(filename).name)
+    return m.group(1).upper() if m else None
+
+
+def vh_alias(words: str) -> str:
+    """The data set's wording (CamelCase split into words) -> imssim's name: its known
+    misspellings and older terms (``meshes/bodyparts3d_names.yaml``, ``vhm_names``)."""
+    return _table()["vhm_names"].get(words, words)
+
+
 def vhm_identity(filename: str) -> Identity:
-    """Identity of a Visible Human surface file from its name (KeyError if not recognised)."""
-    m = _VHM_RE.match(Path(filename).name)
+    """Identity of a Visible Human surface file (either body, either side) from its name.
+
+    ``VH<M|F>_<Right|Left>_<Bone|Muscle>_<CamelName>_smooth.stl``. KeyError (with the
+    reason) for other names, for kinds imssim does not model (cartilage, ligaments) and
+    for muscles it has no innervation facts for.
+    """
+    m = _VH_RE.match(Path(filename).name)
     if not m:
-        raise KeyError(f"{filename}: not a Visible Human surface file name (VHM_<Side>_<Bone|Muscle>_<Name>_smooth.stl)")
-    side, kind, camel = m.group(1).lower(), m.group(2).lower(), m.group(3)
-    words = _split_camel(camel)
-    vhm = _table()["vhm_names"]
-    words = vhm.get(words, words)
+        raise KeyError(f"{filename}: not a Visible Human surface file name (VH<M|F>_<Right|Left>_<Bone|Muscle>_<Name>_smooth.stl)")
+    side, kind, camel = m.group(2).lower(), m.group(3).lower(), m.group(4)
+    if kind in VH_SKIPPED_KINDS:
+        raise KeyError(f"{filename}: {VH_SKIPPED_KINDS[kind]}")
+    if kind not in ("bone", "muscle"):
+        raise KeyError(f"{filename}: imssim does not know the kind {m.group(3)!r} (expected Bone or Muscle)")
+    words = vh_alias(_split_camel(camel))
     if kind == "bone":
         if words in _table()["midline_bones"]:
             return Identity(_canonical_id(words, "midline"), words, "bone", "midline", region="pelvis")
-        return Identity(_canonical_id(words, side), _human_name(words, side), "bone", side)
-    return _muscle_identity(words, side)
+        if words not in _table()["paired_bones"]:
+            raise KeyError(f"{filename}: imssim does not know the bone {words!r}")
+        foot = _table().get("foot_bones", {}).get(words)  # built-in counterpart: the foot or toe bones
+        return Identity(_canonical_id(words, side), _human_name(words, side), "bone", side,
+                        region="foot" if foot else None, match=_canonical_id(foot, side) if foot else None)
+    try:
+        return _muscle_identity(words, side)
+    except KeyError:
+        raise KeyError(f"{filename}: no innervation facts for the muscle {words!r}") from None
 
 
 # ---- BodyParts3D ------------------------------------------------------------------
@@ -171,12 +212,27 @@ def read_parts_list(path: str | Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def bodyparts3d_identity(filename: str, parts: dict[str, tuple[str, str]]) -> tuple[Identity, str]:
+#: BodyParts3D files renamed with their FMA id and name, as some redistributions ship them:
+#: ``FJ103_BP4368_FMA24481_Left fibula.obj`` (no parts list needed)
+_BP3D_NAMED = re.compile(r"^FJ\d+(?:_BP\d+)?_FMA(\d+)_(.+)$", re.I)
+
+
+def bodyparts3d_identity(filename: str, parts: dict[str, tuple[str, str]] | None) -> tuple[Identity, str]:
+    """(Identity, FMA id) of a BodyParts3D file: from the name it carries, else the parts list."""
     stem = Path(filename).stem
-    if stem not in parts:
+    m = _BP3D_NAMED.match(stem)
+    if m:
+        fma, name = f"FMA{m.group(1)}", m.group(2).replace("_", " ")
+    elif parts is None:
+        raise KeyError(f"{filename}: no FMA name in the file name and no parts list to look {stem} up in")
+    elif stem not in parts:
         raise KeyError(f"{filename}: {stem} is not in the BodyParts3D parts list")
-    fma, name = parts[stem]
-    return fma_name_identity(name), fma
+    else:
+        fma, name = parts[stem]
+    try:
+        return fma_name_identity(name), fma
+    except KeyError as e:
+        raise KeyError(f"{filename}: imssim does not know {name!r} ({str(e.args[0]) if e.args else e})") from None
 
 
 # ---- Z-Anatomy ----------------------------------------------------------------------
@@ -215,14 +271,23 @@ def zanatomy_identity(filename: str) -> Identity:
         raise KeyError(f"{filename}: imssim does not know {n!r}") from None
 
 
-#: per profile: the source frame, the attribution, which files of a folder to read, and
-#: ``identify`` (file name -> Identity, KeyError if unknown) where names alone say what a
-#: file is (bodyparts3d needs its parts list); ``skip_unknown``: a folder's unknown files
-#: are skipped and listed rather than an error
+#: per profile: the documented source frame (used when the anatomy does not say for sure),
+#: the attribution, and ``identify`` (file name -> Identity, KeyError with the reason if
+#: unknown) where names alone say what a file is (bodyparts3d: the file name or its parts
+#: list). Every profile reads every file of a folder and skips and lists those it does not
+#: know (``meta["skipped_files"]``).
 PROFILES = {
-    "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "glob": "VHM_*", "identify": vhm_identity},
-    "bodyparts3d": {"frame": BODYPARTS3D_FRAME, "attribution": BODYPARTS3D_ATTRIBUTION, "glob": "FJ*.obj"},
-    # every mesh file; those it cannot name are skipped (and listed) when a folder is read
-    "zanatomy": {"frame": ZANATOMY_FRAME, "attribution": ZANATOMY_ATTRIBUTION, "glob": "*",
-                 "identify": zanatomy_identity, "skip_unknown": True},
+    "vhm": {"frame": VHM_FRAME, "attribution": VHM_ATTRIBUTION, "identify": vhm_identity},
+    "bodyparts3d": {"frame": BODYPARTS3D_FRAME, "attribution": BODYPARTS3D_ATTRIBUTION},
+    "zanatomy": {"frame": ZANATOMY_FRAME, "attribution": ZANATOMY_ATTRIBUTION,
+                 "identify": zanatomy_identity},
 }
+
+
+def profile_frame(profile: str, files: list[str]) -> dict:
+    """The frame a profile documents for these files (Visible Human: per body)."""
+    if profile == "vhm":
+        bodies = {vh_body(f) for f in files} - {None}
+        if len(bodies) == 1:
+            return dict(VH_FRAMES[bodies.pop()])
+    return dict(PROFILES[profile]["frame"])

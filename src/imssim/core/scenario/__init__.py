@@ -7,7 +7,8 @@ Public API (names are stable; see docs/scenarios.md):
   :class:`Physiology`, :class:`Target`, :class:`Targets`, :class:`Safety`,
   :class:`Needles`, :class:`NeedleZone`, :class:`Modes`, :class:`ModeSettings`,
   :class:`MultipleChoice`, :class:`PickStructure`, :data:`QuizItem`,
-  :class:`Scoring`, :class:`ScoringWeights`;
+  :class:`Scoring`, :class:`ScoringWeights`, :class:`Objectives`, :class:`Course`
+  (:class:`CourseUntreated`, :class:`CourseRelapse`);
 * :func:`load_scenario` (path, atlas=None) -> Scenario, raising :class:`ScenarioError`;
 * :func:`validate_file` (path, atlas=None) -> list of :class:`ScenarioIssue`;
 * :func:`derive_targets` (scenario, atlas) -> list of :class:`ResolvedTarget`;
@@ -25,6 +26,10 @@ from .errors import ScenarioError, ScenarioIssue
 from .loader import MAX_SCENARIO_BYTES, dump_document, load_document_and_scenario, save_document
 from .model import (
     SCENARIO_VERSION,
+    Course,
+    CourseRelapse,
+    CourseUntreated,
+    Objectives,
     Diagnosis,
     Finding,
     Modes,
@@ -174,6 +179,10 @@ __all__ = [
     "QuizItem",
     "ScoringWeights",
     "Scoring",
+    "Objectives",
+    "Course",
+    "CourseUntreated",
+    "CourseRelapse",
     "ScenarioError",
     "ScenarioIssue",
     "ResolvedTarget",

@@ -230,6 +230,12 @@ def read_document(path: str | Path, text: str | None = None) -> CommentedMap:
             raise ScenarioError([ScenarioIssue(name, 0, 0, "", f"cannot read the file ({e.strerror or e})")]) from None
     elif len(text.encode("utf-8", "replace")) > MAX_SCENARIO_BYTES:
         raise ScenarioError([ScenarioIssue(name, 0, 0, "", f"text is over the {MAX_SCENARIO_BYTES}-byte limit for scenarios")])
+    from ..safefile import SafeFileError, yaml_safety_check
+
+    try:  # anchors/aliases (scalar ones too), tags and deep nesting refused before anything is built
+        yaml_safety_check(text, name, MAX_DEPTH, "a scenario", syntax=False)
+    except SafeFileError as e:
+        raise ScenarioError([ScenarioIssue(name, e.line or 0, 0, e.field, e.message)]) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. ReusedAnchorWarning: aliases are refused below anyway

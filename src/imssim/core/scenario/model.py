@@ -353,10 +353,62 @@ class ScoringWeights(_Model):
         return {k: getattr(self, k) / t for k in ScoringWeights.model_fields}
 
 
+class Objectives(_Model):
+    """What a passing session must cover besides the pass mark (IMS treats the segment:
+    the paraspinal muscles at the level AND the peripheral muscles of its myotome).
+
+    Each objective applies only when the case has targets of that kind."""
+
+    paraspinal: bool = Field(True, description="needle a paraspinal target at every affected segment and side")
+    peripheral_min: int = Field(1, ge=0, le=20, description="needle at least this many peripheral myotome targets "
+                                                             "(0: not required)")
+
+
 class Scoring(_Model):
     weights: ScoringWeights = Field(default_factory=ScoringWeights)
+    objectives: Objectives = Field(default_factory=Objectives)
     pass_mark: float = Field(70.0, ge=0, le=100, description="percent")
     quiz_weight: float = Field(0.0, ge=0, le=1, description="share of the final score from the quiz items")
+
+
+# ----------------------------------------------------------------------------- course
+class CourseUntreated(_Model):
+    """What a session without segmental treatment does to the patient."""
+
+    change_per_session: float = Field(0.02, ge=-0.5, le=0.5, description="added to each supersensitive muscle's "
+                                      "supersensitivity (positive: the patient gets worse, negative: natural recovery)")
+
+
+class CourseRelapse(_Model):
+    """A flare after improvement when the segment goes untreated."""
+
+    after_missed_sessions: int = Field(2, ge=1, le=30, description="consecutive sessions without segmental treatment")
+    rise: Fraction = Field(0.15, description="rise of each muscle's supersensitivity, as a share of its initial value")
+
+
+class Course(_Model):
+    """The case run as a course of sessions (docs/progress.md): supersensitivity and
+    shortening carry over between sessions and fall when the segment is treated well."""
+
+    sessions: int = Field(8, ge=2, le=30, description="sessions in the course")
+    expected_sessions: int = Field(6, ge=1, le=30, description="well-treated sessions that usually resolve the patient")
+    resolved_below: Fraction = Field(0.2, description="a muscle counts as resolved below this supersensitivity")
+    carry_over: Fraction = Field(0.8, description="share of a session's release (twitches) that holds until the next "
+                                                  "session when the segment was treated")
+    off_segment_carry_over: Fraction = Field(0.1, description="the same when the segment was not treated "
+                                                              "(local needling only: it comes back)")
+    initial_pain: int = Field(7, ge=0, le=10, description="pain score (0-10) at the first session")
+    initial_rom_percent: float = Field(60.0, ge=0, le=100, description="range of motion at the first session, "
+                                                                       "percent of normal")
+    untreated: CourseUntreated = Field(default_factory=CourseUntreated)
+    relapse: CourseRelapse | None = Field(None, description="leave out: no relapse")
+
+    @model_validator(mode="after")
+    def _expected_fits(self) -> "Course":
+        if self.expected_sessions > self.sessions:
+            raise PydanticCustomError("course", "expected_sessions ({e}) is more than the course's sessions ({n})",
+                                      {"e": self.expected_sessions, "n": self.sessions})
+        return self
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -381,6 +433,7 @@ class Scenario(_Model):
     modes: Modes = Field(default_factory=Modes)
     quiz: list[QuizItem] = Field(default_factory=list, max_length=100)
     scoring: Scoring = Field(default_factory=Scoring)
+    course: Course | None = Field(None, description="run the case as a course of sessions (leave out: single session)")
 
     _path: Any = PrivateAttr(None)
     _document: Any = PrivateAttr(None)
@@ -460,4 +513,8 @@ __all__ = [
     "QuizItem",
     "ScoringWeights",
     "Scoring",
+    "Objectives",
+    "Course",
+    "CourseUntreated",
+    "CourseRelapse",
 ]

@@ -371,8 +371,11 @@ class Coverage(_PerNeedle):
                 + f"; peripheral myotome: {len(peri_hit)} of {len(peri)} reached. ")
         sent += (f"{len(local)} of {len(self.final)} needles treated a symptom site only (local dry needling, "
                  "not the segment)." if local else "No needle treated a symptom site only.")
+        missed_groups = [{"segments": list(k[0]), "side": k[1]} for k, g in groups.items()
+                         if not any(t.structure in self.ever for t in g)]
         det = [{"paraspinal_reached": [t.structure for t in para_hit], "peripheral_reached": [t.structure for t in peri_hit],
-                "symptom_site_only_share": round(share_local, 3)}]
+                "symptom_site_only_share": round(share_local, 3), "paraspinal_groups": len(groups),
+                "paraspinal_groups_missed": missed_groups, "peripheral_targets": len(peri)}]
         return MetricResult(self.name, round(100 * score, 1), self.unit, sent, score, self.family, det)
 
 

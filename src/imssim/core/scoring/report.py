@@ -23,6 +23,12 @@ class Report:
     summary: str = ""
     needles: list[dict] = field(default_factory=list)
     segment_call: dict | None = None  # the trainee's marked segments vs the case's (not weighted)
+    objectives: list[dict] = field(default_factory=list)  # the case's coverage objectives: {name, met, sentence}
+    muscles: dict = field(default_factory=dict)  # supersensitive muscle -> {start, end, twitches} (set by Session)
+
+    @property
+    def objectives_met(self) -> bool:
+        return all(o["met"] for o in self.objectives)
 
     def metric(self, name: str) -> MetricResult:
         for m in self.metrics:
@@ -36,13 +42,16 @@ class Report:
                 "summary": self.summary,
                 "families": {k: None if v is None else round(v, 4) for k, v in self.families.items()},
                 "weights": self.weights, "quiz": self.quiz, "needles": self.needles,
-                "segment_call": self.segment_call,
+                "segment_call": self.segment_call, "objectives": self.objectives,
+                "muscles": self.muscles,
                 "metrics": [m.to_dict() for m in self.metrics]}
 
     def format_text(self) -> str:
         lines = [self.summary, ""]
         for d in self.needles:
             lines.append("  " + d["sentence"])
+        for o in self.objectives:
+            lines.append(f"  objective {'met' if o['met'] else 'NOT met'}: {o['sentence']}")
         lines.append("")
         for fam in FAMILIES:
             v = self.families.get(fam)
@@ -103,7 +112,9 @@ class Scorer:
             total = (1 - quiz_weight) * needle_total + quiz_weight * 100.0 * quiz["correct"] / quiz["items"]
         breaches = next((m for m in self.metrics if m.name == "breaches"), None)
         safety_failed = bool(breach_fails and breaches is not None and breaches.failing)
-        passed = total >= pass_mark and not safety_failed
+        objectives = check_objectives(sc, next((r for r in results if r.name == "coverage"), None))
+        missed = [o for o in objectives if not o["met"]]
+        passed = total >= pass_mark and not safety_failed and not missed
         loc = next((r for r in results if r.name == "on_target"), None)
         needles = loc.details if loc else []
         if safety_failed:
@@ -112,7 +123,37 @@ class Scorer:
                        f"{self.ctx.atlas.structures[b['structure']].name} ({b['harm']}). "
                        f"Score {total:.0f}% would otherwise {'pass' if total >= pass_mark else 'fail'} "
                        f"(pass mark {pass_mark:.0f}%).")
+        elif missed and total >= pass_mark:
+            summary = (f"FAIL (objectives): {total:.0f}% reaches the pass mark ({pass_mark:.0f}%) but the session "
+                       f"missed what the case asks for: {' '.join(o['sentence'] for o in missed)}")
         else:
             summary = f"{'PASS' if passed else 'FAIL'}: {total:.0f}% (pass mark {pass_mark:.0f}%)."
         return Report(sc.id if sc is not None else None, results, families, weights, total, pass_mark, passed,
-                      safety_failed, quiz, summary, needles)
+                      safety_failed, quiz, summary, needles, objectives=objectives)
+
+
+def check_objectives(scenario, coverage) -> list[dict]:
+    """The case's coverage objectives (``scoring.objectives``) against the coverage metric's
+    details: each ``{"name", "met", "sentence"}``. An objective applies only when the case
+    has targets of its kind."""
+    if scenario is None or coverage is None or not coverage.details:
+        return []
+    ob = getattr(scenario.scoring, "objectives", None)
+    if ob is None or scenario.scoring.quiz_weight >= 1.0:  # a pure quiz: nothing to needle
+        return []
+    d = coverage.details[0]
+    out = []
+    groups = d.get("paraspinal_groups", 0)
+    if ob.paraspinal and groups:
+        miss = d.get("paraspinal_groups_missed", [])
+        where = ", ".join(f"{'-'.join(m['segments'])} {m['side']}" for m in miss)
+        out.append({"name": "paraspinal", "met": not miss,
+                    "sentence": (f"paraspinal muscles needled at every affected segment ({groups})." if not miss else
+                                 f"paraspinal muscles not needled at {where}.")})
+    n_peri = d.get("peripheral_targets", 0)
+    if ob.peripheral_min and n_peri:
+        need = min(ob.peripheral_min, n_peri)
+        got = len(d.get("peripheral_reached", []))
+        out.append({"name": "peripheral", "met": got >= need,
+                    "sentence": f"peripheral myotome: {got} of the {need} muscle(s) the case asks for needled."})
+    return out
