@@ -31,7 +31,8 @@ def test_shipped_body_is_compact_and_attributed():
     size = sum(f.stat().st_size for f in folder.iterdir())
     assert size < 40e6
     lic = " ".join((folder / "LICENCE.md").read_text().split())
-    assert "CC Attribution-Share Alike 2.1 Japan" in lic and "Database Center for Life Science" in lic
+    assert "CC Attribution- Share Alike 2.1 Japan" in lic or "CC Attribution-Share Alike 2.1 Japan" in lic
+    assert "Database Center for Life Science" in lic and "CC BY 4.0" in lic
     head = json.loads((folder / "structures.json").read_text())
     import hashlib
 
@@ -137,12 +138,17 @@ def test_landmarks_lie_on_their_bones(atlas):
 
 
 def paraspinal(index, level: str, side: str, lateral: float, depth: float = 90.0):
-    """A needle entering ``lateral`` mm beside the spinous tip, aimed at the lamina of the
-    same vertebra (perpendicular to the skin where the lamina lies under the tip; tilted
-    cranially where it lies above, as in the cervical and thoracic spine), to bone."""
+    """A needle entering ``lateral`` mm beside the spinous process and aimed at the lamina
+    of the same vertebra, to bone. Where the lamina lies under the tip (lumbar) that is
+    about perpendicular to the skin; where it lies above the tip (the long, sloping
+    cervical and thoracic spinous processes) the entry moves halfway up toward it and the
+    needle tilts cranially the rest of the way."""
     atlas = index.atlas
+    tip = atlas.landmark(f"{level}_spinous").xyz
     lam = atlas.landmark(f"{level}_lamina_{side[0]}").xyz
-    p = Placement.from_landmark(index, f"{level}_spinous", depth=depth, lateral_mm=lateral, side=side)
+    rise = max(float(lam[2] - tip[2]), 0.0)
+    p = Placement.from_landmark(index, f"{level}_spinous", depth=depth, lateral_mm=lateral, side=side,
+                                cranial_mm=rise / 2)
     assert p.on_skin
     entry = np.asarray(p.entry)
     d = unit(lam - entry)
@@ -152,14 +158,20 @@ def paraspinal(index, level: str, side: str, lateral: float, depth: float = 90.0
     return index.query(entry, d, depth), entry, d
 
 
-def muscle_on_bone(tr) -> str | None:
-    """The muscle the tip rests in or on: the last muscle before the bone contact."""
+def muscle_on_bone(tr, atlas=None) -> str | None:
+    """The muscle the tip rests in or on: the scoring's rule (the muscle it left deepest,
+    the segmental one where two overlap), and no more than 4 mm above the bone."""
+    from imssim.core.scoring.base import muscle_above_bone
+
     if tr.bone_contact is None:
         return tr.structure_at_tip
-    mus = [iv for iv in tr.intervals if iv.kind == "muscle" and iv.exit_depth <= tr.bone_contact.depth + 1e-6]
-    if not mus or tr.bone_contact.depth - mus[-1].exit_depth > 4.0:
+    if tr.structure_at_tip and tr.structure_at_tip.startswith(("multifidus_", "rotatores_")):
+        return tr.structure_at_tip
+    got = muscle_above_bone(tr.intervals, tr.depth, atlas)
+    iv = [i for i in tr.intervals if i.structure == got]
+    if not iv or tr.bone_contact.depth - max(i.exit_depth for i in iv) > 4.0:
         return None
-    return mus[-1].structure
+    return got
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -169,7 +181,7 @@ def test_needle_on_the_lamina_ends_in_that_levels_multifidus(index, level, side)
         tr, _e, _d = paraspinal(index, level, side, lateral)
         assert tr.bone_contact is not None, f"{level} {side} {lateral} mm: no bone within 90 mm"
         assert tr.bone_contact.structure == f"vertebra_{level}", (level, side, lateral, tr.bone_contact.structure)
-        got = muscle_on_bone(tr)
+        got = muscle_on_bone(tr, index.atlas)
         # in the thoracic spine the rotatores lie deepest on the lamina, under multifidus;
         # both are supplied by that level's medial branch
         assert got in (f"multifidus_{level}_{side[0]}", f"rotatores_{level}_{side[0]}"), (level, side, lateral, [(iv.structure, round(iv.entry_depth, 1), round(iv.exit_depth, 1)) for iv in tr.intervals])
@@ -211,16 +223,22 @@ def test_gluteus_medius_four_cm_below_the_iliac_crest(index):
 
 
 def test_piriformis_at_its_midpoint(index, atlas):
-    # the midpoint of the line from the PSIS-sacrum border to the greater trochanter,
-    # perpendicular to the skin of the buttock, as deep as it goes to bone
-    for sfx in ("r", "l"):
-        s2 = atlas.landmark("S2_spinous").xyz
-        gt = atlas.landmark(f"greater_trochanter_{sfx}").xyz
-        mid = 0.5 * (s2 + gt)
+    """The surface marking: the line from the top of the greater trochanter to the lateral
+    border of the sacrum (at 40% of its height, the lower sacroiliac joint); a needle at its
+    midpoint, straight in from behind, passes gluteus maximus into piriformis."""
+    for sfx, lat in (("r", -1.0), ("l", 1.0)):
+        fem = atlas.get(f"femur_{sfx}").vertices
+        shaft_x = np.median(fem[fem[:, 2] < fem[:, 2].max() - 120][:, 0])
+        out = fem[lat * (fem[:, 0] - shaft_x) > 15]
+        gt_top = out[out[:, 2].argmax()]
+        sac = atlas.get("sacrum").vertices
+        band = sac[np.abs(sac[:, 2] - np.percentile(sac[:, 2], 40)) < 5]
+        border = band[np.argmax(lat * band[:, 0])]
+        mid = 0.5 * (gt_top + border)
         hit = index.snap_to_skin(mid + np.array([0, 400.0, 0]), np.array([0, -1.0, 0]))
         tr = index.query(hit.point, np.array([0, -1.0, 0]), 120)
         names = [iv.structure for iv in tr.intervals if iv.kind == "muscle"]
-        assert f"piriformis_{sfx}" in names, names
+        assert names[0] == f"gluteus_maximus_{sfx}" and f"piriformis_{sfx}" in names, names
 
 
 def test_infraspinatus_in_the_infraspinous_fossa(index, atlas):
@@ -232,7 +250,7 @@ def test_infraspinatus_in_the_infraspinous_fossa(index, atlas):
         p = root + 0.5 * (ang - root) + 0.25 * (acr - root) * np.array([1, 0, 0])
         hit = index.snap_to_skin(p + np.array([0, 400.0, 0]), np.array([0, -1.0, 0]))
         tr = index.query(hit.point, np.array([0, -1.0, 0]), 80)
-        assert muscle_on_bone(tr) == f"infraspinatus_{sfx}", [(iv.structure, round(iv.entry_depth), round(iv.exit_depth)) for iv in tr.intervals]
+        assert muscle_on_bone(tr, index.atlas) == f"infraspinatus_{sfx}", [(iv.structure, round(iv.entry_depth), round(iv.exit_depth)) for iv in tr.intervals]
         assert tr.bone_contact is not None and tr.bone_contact.structure == f"scapula_{sfx}"
 
 
@@ -244,12 +262,14 @@ def test_vastus_lateralis_mid_thigh(index, atlas):
         band = fem[np.abs(fem[:, 2] - z) < 5]
         c = band.mean(0)
         hit = index.snap_to_skin(c + np.array([lat * 400.0, 0, 0]), np.array([-lat, 0, 0]))
-        tr = index.query(hit.point, np.array([-lat, 0, 0]), 60)
-        assert muscle_on_bone(tr) == f"vastus_lateralis_{sfx}" or tr.structure_at_tip == f"vastus_lateralis_{sfx}", \
+        tr = index.query(hit.point, np.array([-lat, 0, 0]), 30)  # 3 cm: a usual depth for vastus lateralis
+        assert tr.structure_at_tip == f"vastus_lateralis_{sfx}", \
             [(iv.structure, round(iv.entry_depth), round(iv.exit_depth)) for iv in tr.intervals]
 
 
 def test_right_l5_example_in_the_placements_doc_passes(index, tmp_path):
+    """The docs' right-L5 session, graded headless as a teacher would: every needle on a
+    target (multifidus L5, gluteus medius, tibialis anterior) and the case passes."""
     from imssim.core.placements import load_placements
 
     doc = (REPO / "docs" / "placements.md").read_text()
@@ -259,13 +279,13 @@ def test_right_l5_example_in_the_placements_doc_passes(index, tmp_path):
     specs = load_placements(f, index)
     case = load_scenario("l5-radiculopathy-low-back", index.atlas)
     s = Session(index.atlas, case, seed=0, index=index)
-    for sp in specs[:2]:
+    for sp in specs:
         p = sp.placement
         s.insert_needle(p.entry, p.direction, p.depth, length_mm=sp.needle.length_mm)
     r = s.finish()
-    on = [n for n in r.needles if n["target"]]
-    assert len(on) == 2, [(n["structure"], n["target"]) for n in r.needles]
-    assert {n["structure"] for n in on} == {"multifidus_L5_r", "gluteus_medius_r"}
+    assert [n["structure"] for n in r.needles] == ["multifidus_L5_r", "gluteus_medius_r", "tibialis_anterior_r"]
+    assert all(n["target"] for n in r.needles), [(n["structure"], n["target"]) for n in r.needles]
+    assert r.passed, r.summary
 
 
 # --- the build tool on real source files ---------------------------------------------------

@@ -227,7 +227,10 @@ class TissueIndex:
         self.kinds = np.array([s.kind for s in structs])
         self.is_bone = self.kinds == "bone"
         self.harm = [s.harm for s in structs]
-        self.priority = np.array([KIND_PRIORITY.get(k, 0) for k in self.kinds])
+        # a segmental paraspinal muscle (multifidus/rotatores, with its level) wins over another
+        # muscle that overlaps it: real segmented muscles overlap a little where they touch
+        self.priority = np.array([KIND_PRIORITY.get(k, 0) + (0.5 if k == "muscle" and getattr(s, "level", None) else 0.0)
+                                  for k, s in zip(self.kinds, structs)])
         tris, owner = [], []
         for i, s in enumerate(structs):
             tris.append(s.vertices[s.faces])

@@ -45,19 +45,14 @@ def has_group(atlas: Atlas, gid: str) -> bool:
     return group_vertices(atlas, gid) is not None
 
 
-def lamina_point(v: np.ndarray, side: str, midline_x: float = 0.0, band: tuple[float, float] = (10.0, 18.0),
-                 tip_z: float | None = None) -> np.ndarray:
-    """The posterior surface of the lamina ``band`` mm lateral: of the vertices within 4 mm
-    of the most posterior one there, the one nearest the spinous tip's height (a needle
-    beside the tip meets it with the least cranial tilt)."""
+def lamina_point(v: np.ndarray, side: str, midline_x: float = 0.0, band: tuple[float, float] = (10.0, 18.0)) -> np.ndarray:
+    """The posterior surface of the lamina: the most posterior vertex ``band`` mm lateral
+    within the lower 70% of the vertebra's height (the top holds the superior articular and
+    transverse processes, where the ribs articulate in the thorax)."""
     d = (v[:, 0] - midline_x) * (1.0 if side == "left" else -1.0)
-    sel = v[(d >= band[0]) & (d <= band[1])]
-    if len(sel) == 0:
-        return _extreme(v, POSTERIOR)
-    back = sel[sel[:, 1] >= sel[:, 1].max() - 4.0]
-    if tip_z is None:
-        return back[np.argmax(back[:, 1])]
-    return back[np.argmin(np.abs(back[:, 2] - tip_z))]
+    z0, z1 = v[:, 2].min(), v[:, 2].max()
+    sel = (d >= band[0]) & (d <= band[1]) & (v[:, 2] < z0 + 0.7 * (z1 - z0))
+    return _extreme(v, POSTERIOR, sel if sel.any() else None)
 
 
 def spinous_tip(v: np.ndarray, midline_x: float = 0.0, half_width: float = 8.0) -> np.ndarray:
@@ -96,10 +91,10 @@ def find_landmarks(atlas: Atlas) -> list[Landmark]:
             lvl = s.level
             add(f"{lvl}_spinous", f"{lvl} spinous process", spinous_tip(s.vertices, midline_x), s.id,
                 "tip of the spinous process: most posterior vertex within 8 mm of the midline")
-            tip_z = float(spinous_tip(s.vertices, midline_x)[2])
             for side, sfx in (("right", "r"), ("left", "l")):
-                add(f"{lvl}_lamina_{sfx}", f"{lvl} lamina ({side})", lamina_point(s.vertices, side, midline_x, tip_z=tip_z),
-                    s.id, "posterior surface of the lamina 10-18 mm from the midline, nearest the spinous tip's height")
+                add(f"{lvl}_lamina_{sfx}", f"{lvl} lamina ({side})", lamina_point(s.vertices, side, midline_x),
+                    s.id, "posterior surface of the lamina: the most posterior vertex 10-18 mm from the midline, "
+                    "below the articular and transverse processes")
     if "cervical_spine" in atlas:
         cs = atlas.get("cervical_spine")
         for lvl, p in cervical_levels(cs.vertices).items():

@@ -60,11 +60,18 @@ class PoseSample:
 
 
 def muscle_above_bone(intervals, depth: float, atlas) -> str | None:
-    """The muscle a needle resting on bone last crossed (within BONE_MUSCLE_MM of the bone)."""
-    for iv in reversed(intervals):
-        if iv.kind == "muscle" and iv.exit_depth >= depth - BONE_MUSCLE_MM:
-            return iv.structure
-    return None
+    """The muscle a needle resting on bone last crossed (within BONE_MUSCLE_MM of the bone):
+    the one it left deepest; where two overlap down to the bone, the segmental paraspinal
+    one (multifidus, rotatores: it has a level), as the traversal engine ranks them."""
+    cands = [iv for iv in intervals if iv.kind == "muscle" and iv.exit_depth >= depth - BONE_MUSCLE_MM]
+    if not cands:
+        return None
+
+    def rank(iv):
+        st = atlas.structures.get(iv.structure) if hasattr(atlas, "structures") else None
+        return (round(iv.exit_depth * 2) / 2, bool(st is not None and st.level), iv.entry_depth)
+
+    return max(cands, key=rank).structure
 
 
 @dataclass
