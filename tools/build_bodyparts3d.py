@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--vhm", default=str(REPO.parent / "shared" / "atlas-vhm-lowerlimb"),
                     help="the Visible Human lower-limb folder (muscles BodyParts3D lacks)")
     ap.add_argument("--skip-base", action="store_true", help="keep the solid bones and muscles already in --out")
+    ap.add_argument("--segmental", default="", help="with --steps segmental: only these (multifidus,rotatores)")
     ap.add_argument("--steps", default="segmental,vhm,layer", help="which added-muscle routes to (re)build; others are kept")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -42,8 +43,10 @@ def main(argv=None) -> int:
     steps = set(a.steps.split(",")) if a.steps else set()
     if "segmental" in steps and a.skip_base:
         progress("segmental muscles", 0.0)
-        keep = [d for d in items if not d["id"].startswith(("multifidus_", "rotatores_"))]
-        items = keep + bp.build_segmental(Path(a.source), keep, workers=a.workers)
+        only = set(a.segmental.split(",")) if a.segmental else None
+        stems = tuple(f"{st}_" for st in ("multifidus", "rotatores") if only is None or st in only)
+        keep = [d for d in items if not d["id"].startswith(stems)]
+        items = keep + bp.build_segmental(Path(a.source), keep, workers=a.workers, only=only)
     items = [d for d in items if (d.get("route") or "").split(" ")[0] not in steps]  # rebuilt below
     by_id = {d["id"]: d for d in items}
     added = []

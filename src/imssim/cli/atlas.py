@@ -53,6 +53,8 @@ def cmd_info(args) -> int:
     c.print(t)
     if s["danger_structures"]:
         c.print("danger structures: " + ", ".join(s["danger_structures"]))
+    for src, what in s.get("muscle_sources", {}).items():
+        c.print(f"muscles from {src}: " + (f"{what} structures" if isinstance(what, int) else ", ".join(what)))
     for a in s["attributions"]:
         c.print(f"[dim]{a['source']} ({a['licence']}): {a['attribution']}[/dim]")
     return 0

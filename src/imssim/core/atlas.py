@@ -354,6 +354,12 @@ class Atlas:
             "triangles": int(sum(len(s.faces) for s in self.structures.values())),
             "vertices": int(sum(len(s.vertices) for s in self.structures.values())),
             "danger_structures": sorted(s.id for s in self.structures.values() if s.is_danger),
+            # where each muscle comes from (the built-in body: BodyParts3D, else a stated route)
+            "muscle_sources": {
+                src: sorted({s.muscle or s.id for s in self.structures.values() if s.kind == "muscle" and s.source == src})
+                if src != "BodyParts3D" else len([s for s in self.structures.values() if s.kind == "muscle" and s.source == src])
+                for src in sorted({s.source for s in self.structures.values() if s.kind == "muscle"})
+            },
             "attributions": [asdict(a) for a in self.attributions],
             "meta": self.meta,
         }

@@ -54,7 +54,19 @@ def to_polydata(s: Structure) -> pv.PolyData:
     return pv.PolyData(s.vertices, faces)
 
 
+#: Segmental muscles (multifidus, rotatores per level) alternate these tints by level, so
+#: neighbouring levels can be told apart.
+LEVEL_TINTS = ((0.80, 0.30, 0.26), (0.93, 0.62, 0.35))
+
+
 def colour_of(s: Structure) -> tuple[float, float, float]:
+    if s.kind == "muscle" and s.level:
+        from ..core.atlas import segment_index
+
+        try:
+            return LEVEL_TINTS[segment_index(s.level) % 2]
+        except ValueError:
+            pass
     if s.kind == "muscle":
         base = REGION_TINT.get(s.region, STYLE["muscle"][0])
         # a small deterministic jitter per structure

@@ -36,7 +36,7 @@ from ..innervation import all_muscles
 from . import geometry as geo
 from .landmarks import group_vertices, has_group
 
-SRC = "imssim (attachments on the myo-sim skeleton, meshes/added_muscles.yaml)"
+SRC = "sheet (imssim: attachments on the BodyParts3D skeleton, meshes/added_muscles.yaml)"
 CELL_MM = 3.0
 STATIONS = 28  # points along each fibre
 BRIDGE_MM = 24.0  # sheets span gaps between bones narrower than this along z (intercostal spaces)

@@ -237,7 +237,7 @@ def _segmental_job(args) -> list[dict]:
     fills the gutter down to the laminae under the erector spinae). Each voxel then goes
     to the level of the nearest vertebra.
     """
-    stem, side, V, F, bones, others, laminae, close_mm = args
+    stem, side, V, F, bones, others, laminae, tips, close_mm = args
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
 
@@ -275,7 +275,16 @@ def _segmental_job(args) -> list[dict]:
         half = np.vectorize(GUTTER_HALF_WIDTH.get)(reg)[k]
         depth = np.vectorize(GUTTER_DEPTH.get)(reg)[k]
         dist_bone = ndi.distance_transform_edt(~bone) * h
-        gutter = (lat * P[..., 0] >= 1.0) & (lat * P[..., 0] <= half) & (P[..., 1] >= y_floor) & (dist_bone <= depth)
+        # no further back than the spinous tips (+3 mm), and narrowing toward them: the
+        # column's cross-section is rounded like the real muscle's, not a box
+        tz = np.array([p[2] for p in tips])
+        ty = np.array([p[1] for p in tips])
+        o2 = np.argsort(tz)
+        y_roof = np.interp(z, tz[o2], ty[o2]) + 3.0
+        frac = np.clip((P[..., 1] - y_floor) / np.maximum(y_roof - y_floor, 1.0), 0.0, 1.0)
+        half_here = half * (1.0 - 0.45 * frac**2)
+        gutter = (lat * P[..., 0] >= 1.0) & (lat * P[..., 0] <= half_here) & (P[..., 1] >= y_floor)
+        gutter &= (P[..., 1] <= y_roof) & (dist_bone <= depth)
         gutter &= (z >= lz.min() - 15) & (z <= lz.max() + 10)
         # on the bone (the deepest 6 mm) multifidus wins over the muscles BodyParts3D lays
         # too deep (semispinalis thoracis, longissimus at T11-T12): the laminar fibres are there
@@ -318,17 +327,19 @@ def build_segmental(src: Path, structures: list[dict], workers: int = 2, only: s
     sac = next((s for s in structures if s["id"] == "sacrum"), None)
     if sac is not None:
         verts["S1"] = (np.asarray(sac["V"], float), sac["F"])
+    from .landmarks import spinous_tip
+
     laminae = {}
     for side in ("right", "left"):
         laminae[side] = [(lvl, lamina_point(v, side)) for lvl, (v, _f) in verts.items()]
+    tips = [spinous_tip(v) for lvl, (v, _f) in verts.items()]
     by_stem: dict[str, list[Path]] = {}
     for f, info in files:
         by_stem.setdefault(info["key"], []).append(f)
-    structures = [s for s in structures if not s["id"].startswith(("multifidus_", "rotatores_"))]
+    stems = [st for st in ("rotatores", "multifidus") if only is None or any(o.startswith(st) for o in only)]
+    structures = [s for s in structures if not s["id"].startswith(tuple(f"{st}_" for st in stems))]
     out: list[dict] = []
-    for stem in ("rotatores", "multifidus"):  # multifidus fills the gutter around rotatores
-        if only is not None and not any(o.startswith(stem) for o in only):
-            continue
+    for stem in stems:  # rotatores first: multifidus fills the gutter around them
         paths = by_stem[stem]
         parts = [read_obj(p) for p in paths]
         V = np.vstack([p[0] for p in parts])
@@ -346,7 +357,7 @@ def build_segmental(src: Path, structures: list[dict], workers: int = 2, only: s
                     sv = np.asarray(s["V"], float)
                     if np.all(sv.max(0) >= lo) and np.all(sv.min(0) <= hi):
                         others.append((sv, s["F"]))
-            jobs.append((stem, side, V, F[sel], verts, others, laminae[side], 3.0 if stem == "multifidus" else 2.5))
+            jobs.append((stem, side, V, F[sel], verts, others, laminae[side], tips, 3.0 if stem == "multifidus" else 2.5))
         info = {"kind": "muscle", "key": stem, "files": [p.name for p in paths], "fma": None}
         with ProcessPoolExecutor(max_workers=workers) as ex:
             for res in ex.map(_segmental_job, jobs):
