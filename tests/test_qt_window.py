@@ -316,12 +316,14 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     assert c.readout()["tip_id"] == "multifidus_L5_r"
     grip = c.readout()["resistance"]  # grasped before any twitch
     twitches = []
-    c.listeners.append(lambda ev, d: ev == "twitch" and twitches.append(d))
+    from imssim.app.events import Twitch
+
+    c.listeners.append(lambda e: isinstance(e, Twitch) and twitches.append(e))
     for _ in range(12):
         if twitches:
             break
         qtbot.keyClick(win, Qt.Key_T)  # piston
-    assert twitches and twitches[0]["structure"] == "multifidus_L5_r"
+    assert twitches and twitches[0].structure == "multifidus_L5_r"
     assert "twitch" in win.feedback_view.toPlainText().lower()
     # the grasp is felt as resistance, which eases as the muscle releases
     r = c.readout()
@@ -345,7 +347,7 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     assert c.report.summary in text and "Targets not reached" in text and "Segment call: L5, as in this case." in text
     assert c.overlay.marker_count("missed") == len(c.missed_targets()) > 0
     # labels do not pile up: targets close together (the leg's muscles) share one label
-    from imssim.qt.controller import LABEL_GROUP_MM
+    from imssim.app.controller import LABEL_GROUP_MM
 
     anchors = np.array([a for a, _ in c.missed_labels])
     assert 0 < len(anchors) <= 5
@@ -506,7 +508,7 @@ def test_needle_moves_draw_fast_frames_that_match_full_frames(win, index, qtbot)
 
 
 def test_nearby_missed_targets_share_a_label():
-    from imssim.qt.controller import group_labels
+    from imssim.app.controller import group_labels
 
     pts = [(0, 0, 0), (0, 0, 50), (0, 0, 500), (10, 0, 30), (0, 0, 60), (0, 0, 1000)]
     names = ["fibularis longus", "fibularis brevis", "gluteus medius", "tibialis anterior", "EDL", "far"]
@@ -538,8 +540,10 @@ def test_a_slow_renderer_shows_fewer_frames_of_a_twitch_not_a_slow_motion_one(wi
 
 def test_releases_are_said_in_the_order_of_their_twitches(win, qtbot):
     c = win.controller
-    c.emit("release", structure="multifidus_L5_r", needle=None, text="first release", delay=0.3)
-    c.emit("release", structure="multifidus_L5_r", needle=None, text="second release", delay=0.05)
+    from imssim.app.events import Release
+
+    c.emit(Release("multifidus_L5_r", None, "first release", 0.3))
+    c.emit(Release("multifidus_L5_r", None, "second release", 0.05))
     qtbot.waitUntil(lambda: "second release" in win.feedback_view.toPlainText(), timeout=5000)
     text = win.feedback_view.toPlainText()
     assert "first release" in text and text.index("first release") < text.index("second release")
@@ -550,7 +554,7 @@ def test_resume_skips_refused_actions_and_a_failed_resume_changes_nothing(qtbot,
     insert deeper than the needle) resumes; a damaged recording leaves the window's
     session, case and recording folder as they were."""
     from imssim.core.session import Session, SessionError
-    from imssim.qt.controller import recordings_dir
+    from imssim.core.recording import recordings_dir
 
     from needle_helpers import needle_into
 
