@@ -50,7 +50,7 @@ from .model import (
 )
 from .targets import ResolvedTarget, derive_targets, resolve_locus
 
-from .library import (
+from .files import (
     DEFAULT_SCENARIO_ID,
     bind_scenario,
     default_scenario_path,
