@@ -221,6 +221,8 @@ def test_cli_screenshot_starts_the_real_window_offscreen(tmp_path):
     assert p.returncode == 0, p.stderr
     img = QtGui.QImage(str(out))
     assert img.width() == 1280 and img.height() == 800
+    rec = Path(os.environ["IMSSIM_RECORDINGS_DIR"])
+    assert not rec.exists() or not any(rec.iterdir())  # a picture is not an attempt: nothing recorded
 
 
 def test_scenario_brief_palpation_segment_and_targets(win, atlas, index):
@@ -597,3 +599,41 @@ def test_resume_skips_refused_actions_and_a_failed_resume_changes_nothing(qtbot,
     assert [f.name for f in second[:2]] == ["l5-radiculopathy-low-back-report-2.json",
                                             "l5-radiculopathy-low-back-report-2.txt"]
     assert all(f.exists() for f in first + second) and len({f.name for f in first + second}) == 6
+
+
+def test_exam_mode_cannot_be_left_without_ending_the_attempt(win, index, qtbot):
+    """Issue 18: the Mode drop-down during an exam ends (and records) the attempt; after
+    Finish a click places nothing and says why; a new attempt starts with an empty log."""
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    c = win.controller
+    win.mode_combo.setCurrentText("exam")
+    assert c.mode == "exam" and win.timer_label.text().startswith("EXAM")
+    assert not win.structure_list.isVisible() and not win.targets_check.isEnabled()
+    c.set_tool("needle")
+    pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=12, side="right")
+    click_world(win, pl.entry)
+    c.advance(10)
+    win.mode_combo.setCurrentText("practice")  # leaving the exam
+    assert c.finished and "exam to practice" in c.session.ended_by
+    assert win.report_dialog.isVisible() and "ended early" in win.report_dialog.text.toPlainText()
+    n = len(c.needles)
+    click_world(win, pl.entry)
+    assert len(c.needles) == n and "finished and scored" in win.status.currentMessage()
+    qtbot.keyClick(win, Qt.Key_Up)
+    assert "finished and scored" in win.status.currentMessage()
+    win.new_action.trigger()
+    assert not c.finished and c.needles == [] and win.feedback_view.toPlainText() == ""
+    assert win.report_dialog is None and win.segments_label.text() == "Marked: none"
+
+
+def test_segment_picker_accepts_typing_and_fits_the_window(win, qtbot):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    combo = win.segment_combo
+    assert combo.isEditable() and combo.maxVisibleItems() <= 12
+    combo.lineEdit().setFocus()
+    qtbot.keyClicks(combo.lineEdit(), "l5")
+    qtbot.keyClick(combo.lineEdit(), Qt.Key_Return)
+    assert win.controller.marked_segments == ["L5"] and "L5" in win.segments_label.text()
+    combo.setEditText("X9")
+    win.mark_button.click()
+    assert win.controller.marked_segments == ["L5"] and "not a spinal segment" in win.status.currentMessage()

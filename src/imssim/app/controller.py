@@ -24,7 +24,7 @@ from ..core.session import MODES, Session, SessionError, resume_case
 from ..core.wording import danger_text
 from ..render.overlay import NeedleGlyph, Overlay, clearance_colour
 from ..render.scene import AtlasScene
-from ..render.views import PRESETS, apply_preset, screen_ray
+from ..render.views import PRESETS, apply_preset, in_view, screen_ray
 from . import events as ev
 
 TOOLS = ("look", "needle", "palpate")
@@ -824,6 +824,10 @@ class Controller:
         for p in points:
             self.overlay.add_marker("missed", p, colour=(1.0, 0.45, 0.0), radius=5.0)
         self.missed_labels = group_labels(points, [t.name for t in missed])
+        anchors = [a for a, _ in self.missed_labels]
+        if anchors and not in_view(self.plotter, anchors):
+            # a label off the view is no help: show the whole body, where every target lies
+            self.view("posterior")
         for anchor, text in self.missed_labels:
             self.overlay.add_label("missed", anchor, text)
         self.render()

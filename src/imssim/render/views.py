@@ -114,3 +114,14 @@ def world_to_display(plotter, point) -> tuple[float, float]:
     ren.WorldToDisplay()
     x, y, _ = ren.GetDisplayPoint()
     return float(x), float(y)
+
+
+def in_view(plotter, points, margin_px: float = 60.0) -> bool:
+    """Whether every world point shows inside the view, ``margin_px`` from its edges (room
+    for a label beside it)."""
+    w, h = plotter.renderer.GetSize()
+    for p in points:
+        x, y = world_to_display(plotter, p)
+        if not (margin_px <= x <= w - margin_px and margin_px <= y <= h - margin_px):
+            return False
+    return True
