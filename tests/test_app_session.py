@@ -221,3 +221,24 @@ def test_open_case_reads_the_scenario_once_and_keeps_one_index_per_build(atlas, 
     assert len(reads) == 1
     assert c1.atlas is atlas and c1.index is index and c1.scenario.id == "l5-radiculopathy-low-back"
     assert c1.loci and all(isinstance(p, np.ndarray) or p is None for _, p in c1.loci)
+
+
+def test_placements_resting_on_bone_are_sampled_as_a_session_samples_them(index, l5):
+    """grade_placements' batch goes through the session's sample path: a needle stopped by
+    bone names the muscle just above it exactly as a live move does (one rule, in scoring)."""
+    from imssim.core.needle import Needle
+    from imssim.core.placements import NeedleSpec
+    from imssim.core.session import grade_placements
+
+    specs = []
+    for lm, lat in (("L5_spinous", 15), ("L4_spinous", 20), ("L3_spinous", 25), ("L5_spinous", 30)):
+        pl = Placement.from_landmark(index, lm, depth=110, lateral_mm=lat, side="right")
+        specs.append(NeedleSpec(pl, Needle(125.0, 0.25)))
+    fast, fs = grade_placements(index.atlas, l5, specs, index, batch=True, return_session=True)
+    slow, ss = grade_placements(index.atlas, l5, specs, index, batch=False, return_session=True)
+    on_bone = [k for k, s in enumerate(ss.samples) if s.bone is not None]
+    assert on_bone, "no needle reached bone: choose deeper placements"
+    for k in on_bone:
+        assert fs.samples[k].tip_structure == ss.samples[k].tip_structure
+        assert fs.samples[k].bone == ss.samples[k].bone
+    assert fast.total == pytest.approx(slow.total, abs=1e-6)

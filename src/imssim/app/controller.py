@@ -279,7 +279,6 @@ class Controller:
             self.say("Exam mode starts a new attempt: the practice attempt is closed.", "warn")
             self.new_attempt(mode="exam")
             return
-        was_exam = self.mode == "exam" and not self.finished
         try:
             ended = s.set_mode(mode)
         except SessionError as e:
@@ -289,8 +288,6 @@ class Controller:
         if ended:
             self.say(f"The exam ended when the mode was changed to {mode}; it is scored as it stood.", "warn")
             self._finished()
-        elif was_exam:
-            pass
 
     def _after_mode(self) -> None:
         if not self.labels_visible:
@@ -644,7 +641,7 @@ class Controller:
             what = self.label(sid) if self.labels_visible else "a danger structure"
             self.say(f"STOP: {what} at {depth:.0f} mm - {text} Withdraw the needle.", "danger")
         else:
-            self.say(f"Danger event recorded ({harm}); it counts against the {self.mode}.", "danger")
+            self.say(f"Danger event recorded ({harm}); it counts against the score.", "danger")
 
     def readout(self) -> dict | None:
         n = self.current

@@ -153,9 +153,10 @@ class Session:
         return _mode_settings(self.scenario, self.mode)
 
     def set_mode(self, mode: str, t=None) -> bool:
-        """Change the mode (recorded). Leaving exam mode ends the attempt (it is scored as
-        it stands, ``ended_by`` says why). Returns True when the attempt ended. After the
-        attempt finished only the shown mode changes (nothing is recorded)."""
+        """Change the mode (recorded). Leaving exam mode ends the attempt at a case (it is
+        scored as it stands, ``ended_by`` says why; without a case there is no exam to end).
+        Returns True when the attempt ended. After the attempt finished only the shown mode
+        changes (nothing is recorded)."""
         if mode not in MODES:
             raise SessionError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
         if mode == self.mode:
@@ -167,7 +168,7 @@ class Session:
         t = self._act("mode", t, mode=mode, previous=old)
         self.mode = mode
         self.mode_changes.append({"t": t, "from": old, "to": mode})
-        if old == "exam":
+        if old == "exam" and self.scenario is not None:
             self.finish(t, ended_by=f"the mode was changed from exam to {mode}")
             return True
         return False

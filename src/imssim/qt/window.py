@@ -377,7 +377,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.segment_combo.setMaxVisibleItems(10)  # the pop-up fits an 800-px window
         self.segment_combo.completer().setCaseSensitivity(Qt.CaseInsensitive)
         self.segment_combo.completer().setCompletionMode(QtWidgets.QCompleter.PopupCompletion)
-        self.segment_combo.lineEdit().setPlaceholderText("type or choose, e.g. L5")
+        self.segment_combo.lineEdit().setPlaceholderText("e.g. L5")
         self.segment_combo.setCurrentIndex(-1)  # no default: it would be a hint
         self.segment_combo.setEditText("")
         self.segment_combo.setToolTip("Mark the spinal segment you think is involved (part of the score)")
@@ -686,6 +686,7 @@ class MainWindow(QtWidgets.QMainWindow):
         names = c.labels_visible
         self.structure_list.setEnabled(names)
         self.filter_edit.setEnabled(names)
+        self.filter_edit.setVisible(names)
         self.structure_list.setVisible(names)
         self.structure_hidden_label.setVisible(not names)
         self.hover_label.setText("")
