@@ -268,6 +268,9 @@ def test_bad_scenario_file_is_reported_and_keeps_the_work(win, tmp_path, index):
 def test_quiz_choice_and_pick_structure(win, atlas):
     assert win.open_scenario("l5-radiculopathy-low-back")
     win.set_mode("quiz")
+    # quiz mode hides names: no structure list or filter, no hover names (docs/window.md)
+    assert not win.structure_list.isVisible() and not win.filter_edit.isVisible()
+    assert win.controller.on_hover(640, 400) is None and win.hover_label.text() == ""
     qp = win.quiz_panel
     assert win.tabs.currentIndex() == 2 and "segment" in qp.question.text()
     qp.buttons[1].setChecked(True)  # L4: wrong
