@@ -19,8 +19,10 @@ import numpy as np
 from numba import njit, prange
 
 LEAF = 4
+NB = 16  # SAH bins per axis
 STACK = 128
 MAX_HITS = 4096
+TIE = 1e-9  # mm: crossings this close are the same place (ties are ordered by structure index)
 
 # status codes of the needle kernel
 OK = 0
@@ -38,8 +40,8 @@ def build_bvh(tri):
     Returns (perm, lo, hi, child, start, count): ``perm`` orders the triangles so every
     leaf is a contiguous run; node ``i`` has box lo[i]..hi[i]; an inner node's children
     are ``child[i]`` and ``child[i] + 1``; a leaf has child -1 and holds
-    ``perm[start[i]:start[i] + count[i]]``. Split: the middle of the longest axis of the
-    centroids' box (half by count when that separates nothing)."""
+    ``perm[start[i]:start[i] + count[i]]``. Split: binned surface-area heuristic on the
+    centroids (half by count when that separates nothing)."""
     m = tri.shape[0]
     cen = np.empty((m, 3))
     tlo = np.empty((m, 3), np.float32)
@@ -83,20 +85,72 @@ def build_bvh(tri):
         if e - s <= LEAF:
             start[node], count[node] = s, e - s
             continue
-        ax = 0
-        for k in range(1, 3):
-            if chi[k] - clo[k] > chi[ax] - clo[ax]:
-                ax = k
-        mid = 0.5 * (clo[ax] + chi[ax])
-        i, j = s, e - 1
-        while i <= j:
-            if cen[perm[i], ax] < mid:
-                i += 1
-            else:
-                perm[i], perm[j] = perm[j], perm[i]
-                j -= 1
+        # binned surface-area heuristic: the split plane (of NB bins per axis) that
+        # minimises sum(area(child box) * triangles(child))
+        best_cost = np.inf
+        best_ax = -1
+        best_b = 0
+        for ax in range(3):
+            ext = chi[ax] - clo[ax]
+            if ext <= 0.0:
+                continue
+            bcnt = np.zeros(NB, np.int64)
+            bblo = np.full((NB, 3), np.inf)
+            bbhi = np.full((NB, 3), -np.inf)
+            for j in range(s, e):
+                t = perm[j]
+                b = min(int((cen[t, ax] - clo[ax]) / ext * NB), NB - 1)
+                bcnt[b] += 1
+                for k in range(3):
+                    bblo[b, k] = min(bblo[b, k], tlo[t, k])
+                    bbhi[b, k] = max(bbhi[b, k], thi[t, k])
+            # sweep from the left and from the right
+            larea = np.zeros(NB)
+            lcnt = np.zeros(NB, np.int64)
+            xlo = np.full(3, np.inf)
+            xhi = np.full(3, -np.inf)
+            c_ = 0
+            for b in range(NB - 1):
+                c_ += bcnt[b]
+                for k in range(3):
+                    xlo[k] = min(xlo[k], bblo[b, k])
+                    xhi[k] = max(xhi[k], bbhi[b, k])
+                lcnt[b] = c_
+                if c_:
+                    dx, dy, dz = xhi[0] - xlo[0], xhi[1] - xlo[1], xhi[2] - xlo[2]
+                    larea[b] = dx * dy + dy * dz + dz * dx
+            xlo[:] = np.inf
+            xhi[:] = -np.inf
+            c_ = 0
+            for b in range(NB - 1, 0, -1):
+                c_ += bcnt[b]
+                for k in range(3):
+                    xlo[k] = min(xlo[k], bblo[b, k])
+                    xhi[k] = max(xhi[k], bbhi[b, k])
+                if c_ and lcnt[b - 1]:
+                    dx, dy, dz = xhi[0] - xlo[0], xhi[1] - xlo[1], xhi[2] - xlo[2]
+                    cost = larea[b - 1] * lcnt[b - 1] + (dx * dy + dy * dz + dz * dx) * c_
+                    if cost < best_cost:
+                        best_cost = cost
+                        best_ax = ax
+                        best_b = b
+        i = s
+        if best_ax >= 0:
+            ax = best_ax
+            ext = chi[ax] - clo[ax]
+            i, j = s, e - 1
+            while i <= j:
+                if min(int((cen[perm[i], ax] - clo[ax]) / ext * NB), NB - 1) < best_b:
+                    i += 1
+                else:
+                    perm[i], perm[j] = perm[j], perm[i]
+                    j -= 1
         if i == s or i == e:
-            # all centroids on one side: split by count along the axis
+            # nothing separates them: split by count along the longest axis
+            ax = 0
+            for k in range(1, 3):
+                if chi[k] - clo[k] > chi[ax] - clo[ax]:
+                    ax = k
             sub = perm[s:e].copy()
             order = np.argsort(cen[sub, ax])
             perm[s:e] = sub[order]
@@ -261,6 +315,11 @@ def needle(lo, hi, child, start, count, tri, owner, is_bone, watertight, priorit
             buf_s[m] = buf_s[k]
             m += 1
     n = m
+    # crossings of different structures within TIE of each other are one place (a shared
+    # surface: the reference gives the partner the hit's parameter)
+    for k in range(1, n):
+        if buf_t[k] - buf_t[k - 1] < TIE:
+            buf_t[k] = buf_t[k - 1]
     bone = -1
     if stop_at_bone:
         for k in range(n):
@@ -382,7 +441,8 @@ def needle(lo, hi, child, start, count, tri, owner, is_bone, watertight, priorit
     # sort by (entry, exit), stable
     for k in range(1, niv):
         j = k
-        while j > 0 and (iv_a[j - 1] > iv_a[j] or (iv_a[j - 1] == iv_a[j] and iv_b[j - 1] > iv_b[j])):
+        while j > 0 and (iv_a[j - 1] > iv_a[j] or (iv_a[j - 1] == iv_a[j] and (
+                iv_b[j - 1] > iv_b[j] or (iv_b[j - 1] == iv_b[j] and iv_s[j - 1] > iv_s[j])))):
             iv_s[j - 1], iv_s[j] = iv_s[j], iv_s[j - 1]
             iv_a[j - 1], iv_a[j] = iv_a[j], iv_a[j - 1]
             iv_b[j - 1], iv_b[j] = iv_b[j], iv_b[j - 1]
@@ -435,7 +495,8 @@ def needle(lo, hi, child, start, count, tri, owner, is_bone, watertight, priorit
     for r in range(1, nt):
         j = r
         while j > 0 and (priority[tip_s[j - 1]] < priority[tip_s[j]]
-                         or (priority[tip_s[j - 1]] == priority[tip_s[j]] and ent[j - 1] < ent[j])):
+                         or (priority[tip_s[j - 1]] == priority[tip_s[j]] and (
+                             ent[j - 1] < ent[j] or (ent[j - 1] == ent[j] and tip_s[j - 1] > tip_s[j])))):
             tip_s[j - 1], tip_s[j] = tip_s[j], tip_s[j - 1]
             ent[j - 1], ent[j] = ent[j], ent[j - 1]
             j -= 1
@@ -768,3 +829,17 @@ def needles_batch(lo, hi, child, start, count, tri, owner, is_bone, watertight, 
                 breach[i] = iv_s[j]
                 breach_depth[i] = iv_a[j]
                 break
+
+
+@njit(**_opts)
+def full(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority, is_fat, open_boxes,
+         blo, bhi, e, d, depth, stop_at_bone, touch, eps, fat_mm, iv_s, iv_a, iv_b, iv_in, tip_s, buf_t, buf_s,
+         dlo, dhi, dchild, dstart, dcount, dtri, roots, dbox_lo, dbox_hi, within, out_shaft, out_tip):
+    """:func:`needle` and then :func:`clearances` for its actual depth, in one call."""
+    st, niv, nt, actual, bone = needle(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority,
+                                       is_fat, open_boxes, blo, bhi, e, d, depth, stop_at_bone, touch, eps,
+                                       fat_mm, iv_s, iv_a, iv_b, iv_in, tip_s, buf_t, buf_s)
+    if st == OK:
+        clearances(dlo, dhi, dchild, dstart, dcount, dtri, roots, dbox_lo, dbox_hi, e, d, actual, within,
+                   out_shaft, out_tip)
+    return st, niv, nt, actual, bone

@@ -24,6 +24,7 @@ Inside/outside rule (documented in docs/needle.md):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,6 +143,10 @@ class BatchResult:
     breach_depth: np.ndarray
 
 
+def _shaft_mm(c: Clearance) -> float:
+    return c.shaft_mm
+
+
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=float)
     n = np.linalg.norm(v)
@@ -236,7 +241,7 @@ def _load_or_build_bvh(triangles: np.ndarray, owner: np.ndarray, danger: np.ndar
     h = hashlib.sha1()
     for a in (triangles, owner, danger):
         h.update(np.ascontiguousarray(a).tobytes())
-    h.update(b"bvh-1")
+    h.update(b"bvh-2-sah")
     path = None
     try:
         path = cache_dir() / "bvh" / f"{h.hexdigest()}.npz"
@@ -360,6 +365,11 @@ class TissueIndex:
         self._cl_shaft = np.empty(len(self._dkeys))
         self._cl_tip = np.empty(len(self._dkeys))
         self._native = native
+        self._dkeys_l = self._dkeys.tolist()
+        self._nat_full_head = (*self._nat_args, *self._nat_flags, self._open_boxes64, self.lo, self.hi)
+        self._nat_full_tail = (TOUCH_MM, EPS, FAT_TO_FASCIA_MM, self._iv_s, self._iv_a, self._iv_b, self._iv_in,
+                               self._tip_s, self._buf_t, self._buf_s, *self._nat_dargs, nd["droots"],
+                               nd["dbox_lo"], nd["dbox_hi"], NEARBY_MM, self._cl_shaft, self._cl_tip)
 
     @property
     def _danger(self) -> dict[int, tuple]:
@@ -545,31 +555,42 @@ class TissueIndex:
         line and applies the rules of docs/needle.md; a second one measures the exact
         clearances. Needles that need the per-structure fallback (rule 3) go through
         :meth:`query_reference`'s Python rules (with the compiled clearances)."""
-        e = np.asarray(entry, dtype=float)
-        d = _unit(direction)
+        e = np.array(entry, dtype=float)
+        d = np.array(direction, dtype=float)
         depth = float(depth)
-        if not np.isfinite(e).all() or e.shape != (3,):
+        if e.shape != (3,) or not math.isfinite(e[0] + e[1] + e[2]):
             raise ValueError(f"entry {np.asarray(entry).tolist()} is not a 3D point")
-        if not np.isfinite(depth) or depth < 0:
+        if d.shape != (3,):
+            raise ValueError(f"direction {d.tolist()} has no length")
+        nrm = math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        if not math.isfinite(nrm) or nrm < 1e-12:
+            raise ValueError(f"direction {d.tolist()} has no length")
+        d /= nrm
+        if not math.isfinite(depth) or depth < 0:
             raise ValueError(f"depth {depth} must be a non-negative number of mm")
-        st, niv, nt, actual, bone = self._native.needle(
-            *self._nat_args, *self._nat_flags, self._open_boxes64, self.lo, self.hi, e, d, depth,
-            bool(stop_at_bone), TOUCH_MM, EPS, FAT_TO_FASCIA_MM, self._iv_s, self._iv_a, self._iv_b, self._iv_in,
-            self._tip_s, self._buf_t, self._buf_s)
+        st, niv, nt, actual, bone = self._native.full(*self._nat_full_head, e, d, depth, bool(stop_at_bone),
+                                                      *self._nat_full_tail)
         if st != 0:
             return self.query_reference(e, d, depth, stop_at_bone=stop_at_bone, reference_clearances=False)
         ids, kinds, harm = self.ids, self.kinds, self.harm
         ivs = self._iv_s[:niv].tolist()
         intervals = [Interval(ids[s], str(kinds[s]), a, b, not c) for s, a, b, c in
                      zip(ivs, self._iv_a[:niv].tolist(), self._iv_b[:niv].tolist(), self._iv_in[:niv].tolist())]
-        at_tip = [ids[s] for s in self._tip_s[:nt].tolist()]
+        tip_l = self._tip_s[:nt].tolist()
+        tip_set = set(tip_l)
+        at_tip = [ids[s] for s in tip_l]
         breaches, seen = [], set()
         for s, iv in zip(ivs, intervals):
             if harm[s] and s not in seen:
                 seen.add(s)
                 breaches.append(Breach(iv.structure, harm[s], iv.entry_depth))
         tip = e + d * actual
-        clearances = self._native_clearances(e, d, actual, seen, at_tip)
+        clearances = []
+        for r in np.flatnonzero(self._cl_shaft <= NEARBY_MM).tolist():
+            i = self._dkeys_l[r]
+            clearances.append(Clearance(ids[i], harm[i], 0.0 if i in tip_set else float(self._cl_tip[r]),
+                                        0.0 if i in seen else float(self._cl_shaft[r])))
+        clearances.sort(key=_shaft_mm)
         contact = None
         if bone >= 0:
             contact = BoneContact(ids[bone], actual, tuple(float(x) for x in tip))
@@ -615,6 +636,9 @@ class TissueIndex:
         t_exit = max(tmax + back, back + depth) + 1.0
         t_tip = back + depth
         ts, ss = self._merge_close(*self._cast(origin, d, 0.0, t_tip + TOUCH_MM))
+        for k in range(1, len(ts)):  # crossings within 1e-9 mm are one place (a shared surface)
+            if ts[k] - ts[k - 1] < 1e-9:
+                ts[k] = ts[k - 1]
         # bone stop: first bone crossing at or after the entry
         bone = None
         if stop_at_bone and len(ts):
@@ -690,11 +714,12 @@ class TissueIndex:
                         exited=not contains_tip,
                     )
                 )
-        intervals.sort(key=lambda iv: (iv.entry_depth, iv.exit_depth))
+        # ties (a shared surface) in structure index order, as the compiled query
+        intervals.sort(key=lambda iv: (iv.entry_depth, iv.exit_depth, self._sidx[iv.structure]))
         self._fat_to_fascia(intervals, at_tip, t_tip - back)
         # most specific first; among equals the one entered last (innermost)
         entry_of = {iv.structure: iv.entry_depth for iv in intervals}
-        at_tip.sort(key=lambda s: (-self.priority[s], -entry_of.get(self.ids[s], 0.0)))
+        at_tip.sort(key=lambda s: (-self.priority[s], -entry_of.get(self.ids[s], 0.0), s))
         actual = t_tip - back
         tip = e + d * actual
         breaches = [
