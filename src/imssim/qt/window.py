@@ -12,6 +12,7 @@ from pyvistaqt import QtInteractor
 from ..core.atlas import Atlas
 from ..render.scene import STYLE
 from ..render.backdrop import SceneBackdrop
+from ..render.lod import InteractionLOD
 from ..render.views import PRESETS
 from .controller import Controller
 
@@ -92,6 +93,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # many moves within one event-loop turn (wheel bursts) cost one frame, and a frame
         # where only needles moved reuses the scene's last picture (render/backdrop.py)
         self.backdrop = SceneBackdrop(self.view3d)
+        # simplified meshes while the view moves (render/lod.py)
+        self.lod = InteractionLOD(self.view3d, self.controller.scene, schedule=QtCore.QTimer.singleShot)
         self._render_pending = False
         self._last_release_due = 0.0
         self.controller.render = self._schedule_render
