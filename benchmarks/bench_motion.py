@@ -105,9 +105,13 @@ def main() -> int:
             ends.clear()
             kinds_seen.clear()
             c.view(name)
+            t_call = time.perf_counter() - t
             while not ends and time.perf_counter() - t < 5:
                 app.processEvents()
             out.append(ends[0] - t)
+            if os.environ.get("BENCH_DEBUG"):
+                print(" preset", name, f"call {t_call * 1e3:.0f} ms, frame {durs[len(durs) - len(ends)] * 1e3:.0f} ms,",
+                      f"first frame ends {(ends[0] - t) * 1e3:.0f} ms", kinds_seen)
             kinds.append(kinds_seen[0])
             settle()
         return out, kinds
