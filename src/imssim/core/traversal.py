@@ -1018,10 +1018,17 @@ class TissueIndex:
         breach = np.full(n, -1, np.int64)
         breach_depth = np.full(n, np.nan)
         if n:
+            # neighbouring needles one after the other: they visit the same BVH nodes (cache)
+            q = np.floor((E - self.lo) / 40.0).astype(np.int64)
+            order = np.lexsort((q[:, 0], q[:, 1], q[:, 2]))
+            outs = (status, depth_out, tip_struct, bone_out, breach, breach_depth)
+            tmp = [np.empty_like(a) for a in outs]
             self._native.needles_batch(*self._nat_args, *self._nat_flags, self.is_harm, self._open_boxes64,
-                                       self.lo, self.hi, E, D, dep, bool(stop_at_bone), TOUCH_MM, EPS,
-                                       FAT_TO_FASCIA_MM, status, depth_out, tip_struct, bone_out, breach,
-                                       breach_depth)
+                                       self.lo, self.hi, np.ascontiguousarray(E[order]),
+                                       np.ascontiguousarray(D[order]), np.ascontiguousarray(dep[order]),
+                                       bool(stop_at_bone), TOUCH_MM, EPS, FAT_TO_FASCIA_MM, *tmp)
+            for a, t in zip(outs, tmp):
+                a[order] = t
         for i in np.nonzero(status != 0)[0]:
             tr = self.query_reference(E[i], D[i], dep[i], stop_at_bone=stop_at_bone, reference_clearances=False)
             depth_out[i] = tr.depth
