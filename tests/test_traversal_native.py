@@ -4,11 +4,12 @@ benchmark's realistic needle poses: every answer must be the same."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_traversal import make_queries  # noqa: E402
