@@ -117,3 +117,14 @@ def test_batch_clearances_equal_full_query(index, poses):
         for k, v in want.items():
             if k not in breached:
                 assert abs(got[k] - v) < 1e-9
+
+
+def test_queries_from_several_threads_get_their_own_answers(index, poses):
+    from concurrent.futures import ThreadPoolExecutor
+
+    E, D, L = poses
+    want = [index.query(E[i], D[i], L[i]) for i in range(40)]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda i: index.query(E[i], D[i], L[i]), list(range(40)) * 3))
+    for k, tr in enumerate(got):
+        assert not _same(tr, want[k % 40])

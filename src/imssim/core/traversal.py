@@ -25,6 +25,7 @@ Inside/outside rule (documented in docs/needle.md):
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,6 +142,22 @@ class BatchResult:
     bone_contact: np.ndarray  # index of the bone hit, -1 for none
     breach: np.ndarray  # index of the first danger structure entered, -1 for none
     breach_depth: np.ndarray
+
+
+class _Buffers:
+    """One thread's output buffers for the compiled query."""
+
+    def __init__(self, n_danger: int, max_hits: int):
+        self.iv_s = np.empty(512, np.int64)
+        self.iv_a = np.empty(512)
+        self.iv_b = np.empty(512)
+        self.iv_in = np.empty(512, np.bool_)
+        self.tip_s = np.empty(256, np.int64)
+        self.buf_t = np.empty(max_hits)
+        self.buf_s = np.empty(max_hits, np.int64)
+        self.cl_shaft = np.empty(n_danger)
+        self.cl_tip = np.empty(n_danger)
+        self.tail = ()
 
 
 def _shaft_mm(c: Clearance) -> float:
@@ -355,21 +372,19 @@ class TissueIndex:
         self._nat_flags = (self.is_bone.astype(np.bool_), self.watertight.astype(np.bool_),
                            self.priority.astype(np.int64), self.is_fat.astype(np.bool_))
         self._open_boxes64 = np.ascontiguousarray(self.open_boxes, dtype=np.float64).reshape(-1, 2, 3)
-        self._iv_s = np.empty(512, np.int64)
-        self._iv_a = np.empty(512)
-        self._iv_b = np.empty(512)
-        self._iv_in = np.empty(512, np.bool_)
-        self._tip_s = np.empty(256, np.int64)
-        self._buf_t = np.empty(native.MAX_HITS)
-        self._buf_s = np.empty(native.MAX_HITS, np.int64)
-        self._cl_shaft = np.empty(len(self._dkeys))
-        self._cl_tip = np.empty(len(self._dkeys))
+        self._tls = threading.local()  # per-thread result buffers (queries from several threads)
         self._native = native
         self._dkeys_l = self._dkeys.tolist()
         self._nat_full_head = (*self._nat_args, *self._nat_flags, self._open_boxes64, self.lo, self.hi)
-        self._nat_full_tail = (TOUCH_MM, EPS, FAT_TO_FASCIA_MM, self._iv_s, self._iv_a, self._iv_b, self._iv_in,
-                               self._tip_s, self._buf_t, self._buf_s, *self._nat_dargs, nd["droots"],
-                               nd["dbox_lo"], nd["dbox_hi"], NEARBY_MM, self._cl_shaft, self._cl_tip)
+
+    def _bufs(self) -> "_Buffers":
+        b = getattr(self._tls, "b", None)
+        if b is None:
+            b = self._tls.b = _Buffers(len(self._dkeys), self._native.MAX_HITS)
+            nd = self._nat
+            b.tail = (TOUCH_MM, EPS, FAT_TO_FASCIA_MM, b.iv_s, b.iv_a, b.iv_b, b.iv_in, b.tip_s, b.buf_t, b.buf_s,
+                      *self._nat_dargs, nd["droots"], nd["dbox_lo"], nd["dbox_hi"], NEARBY_MM, b.cl_shaft, b.cl_tip)
+        return b
 
     @property
     def _danger(self) -> dict[int, tuple]:
@@ -568,15 +583,15 @@ class TissueIndex:
         d /= nrm
         if not math.isfinite(depth) or depth < 0:
             raise ValueError(f"depth {depth} must be a non-negative number of mm")
-        st, niv, nt, actual, bone = self._native.full(*self._nat_full_head, e, d, depth, bool(stop_at_bone),
-                                                      *self._nat_full_tail)
+        b = self._bufs()
+        st, niv, nt, actual, bone = self._native.full(*self._nat_full_head, e, d, depth, bool(stop_at_bone), *b.tail)
         if st != 0:
             return self.query_reference(e, d, depth, stop_at_bone=stop_at_bone, reference_clearances=False)
         ids, kinds, harm = self.ids, self.kinds, self.harm
-        ivs = self._iv_s[:niv].tolist()
-        intervals = [Interval(ids[s], str(kinds[s]), a, b, not c) for s, a, b, c in
-                     zip(ivs, self._iv_a[:niv].tolist(), self._iv_b[:niv].tolist(), self._iv_in[:niv].tolist())]
-        tip_l = self._tip_s[:nt].tolist()
+        ivs = b.iv_s[:niv].tolist()
+        intervals = [Interval(ids[s], str(kinds[s]), x, y, not c) for s, x, y, c in
+                     zip(ivs, b.iv_a[:niv].tolist(), b.iv_b[:niv].tolist(), b.iv_in[:niv].tolist())]
+        tip_l = b.tip_s[:nt].tolist()
         tip_set = set(tip_l)
         at_tip = [ids[s] for s in tip_l]
         breaches, seen = [], set()
@@ -586,10 +601,10 @@ class TissueIndex:
                 breaches.append(Breach(iv.structure, harm[s], iv.entry_depth))
         tip = e + d * actual
         clearances = []
-        for r in np.flatnonzero(self._cl_shaft <= NEARBY_MM).tolist():
+        for r in np.flatnonzero(b.cl_shaft <= NEARBY_MM).tolist():
             i = self._dkeys_l[r]
-            clearances.append(Clearance(ids[i], harm[i], 0.0 if i in tip_set else float(self._cl_tip[r]),
-                                        0.0 if i in seen else float(self._cl_shaft[r])))
+            clearances.append(Clearance(ids[i], harm[i], 0.0 if i in tip_set else float(b.cl_tip[r]),
+                                        0.0 if i in seen else float(b.cl_shaft[r])))
         clearances.sort(key=_shaft_mm)
         contact = None
         if bone >= 0:
@@ -603,13 +618,14 @@ class TissueIndex:
         if not len(self._dkeys):
             return []
         nd = self._nat
+        b = self._bufs()
         self._native.clearances(*self._nat_dargs, nd["droots"], nd["dbox_lo"], nd["dbox_hi"], e, d, float(depth),
-                                NEARBY_MM, self._cl_shaft, self._cl_tip)
+                                NEARBY_MM, b.cl_shaft, b.cl_tip)
         out = []
-        for r in np.nonzero(np.isfinite(self._cl_shaft))[0].tolist():
+        for r in np.nonzero(np.isfinite(b.cl_shaft))[0].tolist():
             i = int(self._dkeys[r])
             sid = self.ids[i]
-            shaft_mm, tip_mm = float(self._cl_shaft[r]), float(self._cl_tip[r])
+            shaft_mm, tip_mm = float(b.cl_shaft[r]), float(b.cl_tip[r])
             if i in breached or sid in breached:
                 shaft_mm = 0.0
             if i in at_tip or sid in at_tip:
