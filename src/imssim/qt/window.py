@@ -16,6 +16,7 @@ from ..app import events as ev
 from ..app.controller import Controller
 from ..core.atlas import Atlas
 from ..render.backdrop import SceneBackdrop
+from ..render.lod import InteractionLOD
 from ..render.scene import STYLE
 from ..render.views import PRESETS
 
@@ -111,6 +112,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # many moves within one event-loop turn (wheel bursts) cost one frame, and a frame
         # where only needles moved reuses the scene's last picture (render/backdrop.py)
         self.backdrop = SceneBackdrop(self.view3d)
+        # simplified meshes while the view moves (render/lod.py)
+        self.lod = InteractionLOD(self.view3d, self.controller.scene, schedule=QtCore.QTimer.singleShot)
         self._render_pending = False
         self._last_release_due = 0.0
         self.controller.render = self._schedule_render
