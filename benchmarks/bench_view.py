@@ -26,7 +26,7 @@ def main() -> None:
 
     from imssim.core.needle import Placement
     from imssim.core.store import load_builtin
-    from imssim.qt.controller import Controller
+    from imssim.app.controller import Controller
 
     pv.global_theme.multi_samples = 0  # as the window (FXAA instead of MSAA)
     atlas = load_builtin()

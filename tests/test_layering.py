@@ -39,3 +39,46 @@ def test_cli_entry_does_not_import_qt_for_atlas_commands():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- the layers, statically (import-linter, contracts in pyproject.toml) -----------------
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    """Run import-linter with the repository's contracts on the package under ``root``."""
+    code = ("import sys; from importlinter.cli import lint_imports; "
+            f"sys.exit(lint_imports(config_filename={str(REPO / 'pyproject.toml')!r}))")
+    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env,
+                          timeout=300)
+
+
+def test_import_contracts_hold():
+    pytest.importorskip("importlinter")
+    r = _lint(REPO / "src")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "0 broken" in r.stdout
+
+
+@pytest.mark.parametrize("module, bad, contract", [
+    ("core/quiz.py", "import pyvista", "core imports no vtk, pyvista or Qt"),
+    ("qt/app.py", "from ..cli import errors", "cli over qt over app over render over core"),
+    ("render/scene.py", "from ..app import events", "cli over qt over app over render over core"),
+])
+def test_a_forbidden_import_breaks_the_contracts(tmp_path, module, bad, contract):
+    """The contracts really fail: a copy of the package with one forbidden import is refused."""
+    pytest.importorskip("importlinter")
+    shutil.copytree(REPO / "src" / "imssim", tmp_path / "imssim", ignore=shutil.ignore_patterns("__pycache__"))
+    f = tmp_path / "imssim" / module
+    text = f.read_text()
+    head, sep, rest = text.partition("from __future__ import annotations\n")
+    f.write_text(head + sep + f"\n{bad}  # injected by the test\n" + rest)
+    r = _lint(tmp_path)
+    assert r.returncode != 0, r.stdout[-2000:]
+    assert f"{contract} BROKEN" in r.stdout

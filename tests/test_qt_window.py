@@ -221,6 +221,8 @@ def test_cli_screenshot_starts_the_real_window_offscreen(tmp_path):
     assert p.returncode == 0, p.stderr
     img = QtGui.QImage(str(out))
     assert img.width() == 1280 and img.height() == 800
+    rec = Path(os.environ["IMSSIM_RECORDINGS_DIR"])
+    assert not rec.exists() or not any(rec.iterdir())  # a picture is not an attempt: nothing recorded
 
 
 def test_scenario_brief_palpation_segment_and_targets(win, atlas, index):
@@ -266,6 +268,9 @@ def test_bad_scenario_file_is_reported_and_keeps_the_work(win, tmp_path, index):
 def test_quiz_choice_and_pick_structure(win, atlas):
     assert win.open_scenario("l5-radiculopathy-low-back")
     win.set_mode("quiz")
+    # quiz mode hides names: no structure list or filter, no hover names (docs/window.md)
+    assert not win.structure_list.isVisible() and not win.filter_edit.isVisible()
+    assert win.controller.on_hover(640, 400) is None and win.hover_label.text() == ""
     qp = win.quiz_panel
     assert win.tabs.currentIndex() == 2 and "segment" in qp.question.text()
     qp.buttons[1].setChecked(True)  # L4: wrong
@@ -316,12 +321,14 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     assert c.readout()["tip_id"] == "multifidus_L5_r"
     grip = c.readout()["resistance"]  # grasped before any twitch
     twitches = []
-    c.listeners.append(lambda ev, d: ev == "twitch" and twitches.append(d))
+    from imssim.app.events import Twitch
+
+    c.listeners.append(lambda e: isinstance(e, Twitch) and twitches.append(e))
     for _ in range(12):
         if twitches:
             break
         qtbot.keyClick(win, Qt.Key_T)  # piston
-    assert twitches and twitches[0]["structure"] == "multifidus_L5_r"
+    assert twitches and twitches[0].structure == "multifidus_L5_r"
     assert "twitch" in win.feedback_view.toPlainText().lower()
     # the grasp is felt as resistance, which eases as the muscle releases
     r = c.readout()
@@ -345,7 +352,7 @@ def test_grasp_twitch_release_score_and_export(win, index, qtbot, tmp_path):
     assert c.report.summary in text and "Targets not reached" in text and "Segment call: L5, as in this case." in text
     assert c.overlay.marker_count("missed") == len(c.missed_targets()) > 0
     # labels do not pile up: targets close together (the leg's muscles) share one label
-    from imssim.qt.controller import LABEL_GROUP_MM
+    from imssim.app.controller import LABEL_GROUP_MM
 
     anchors = np.array([a for a, _ in c.missed_labels])
     assert 0 < len(anchors) <= 5
@@ -506,7 +513,7 @@ def test_needle_moves_draw_fast_frames_that_match_full_frames(win, index, qtbot)
 
 
 def test_nearby_missed_targets_share_a_label():
-    from imssim.qt.controller import group_labels
+    from imssim.app.controller import group_labels
 
     pts = [(0, 0, 0), (0, 0, 50), (0, 0, 500), (10, 0, 30), (0, 0, 60), (0, 0, 1000)]
     names = ["fibularis longus", "fibularis brevis", "gluteus medius", "tibialis anterior", "EDL", "far"]
@@ -538,8 +545,10 @@ def test_a_slow_renderer_shows_fewer_frames_of_a_twitch_not_a_slow_motion_one(wi
 
 def test_releases_are_said_in_the_order_of_their_twitches(win, qtbot):
     c = win.controller
-    c.emit("release", structure="multifidus_L5_r", needle=None, text="first release", delay=0.3)
-    c.emit("release", structure="multifidus_L5_r", needle=None, text="second release", delay=0.05)
+    from imssim.app.events import Release
+
+    c.emit(Release("multifidus_L5_r", None, "first release", 0.3))
+    c.emit(Release("multifidus_L5_r", None, "second release", 0.05))
     qtbot.waitUntil(lambda: "second release" in win.feedback_view.toPlainText(), timeout=5000)
     text = win.feedback_view.toPlainText()
     assert "first release" in text and text.index("first release") < text.index("second release")
@@ -550,7 +559,7 @@ def test_resume_skips_refused_actions_and_a_failed_resume_changes_nothing(qtbot,
     insert deeper than the needle) resumes; a damaged recording leaves the window's
     session, case and recording folder as they were."""
     from imssim.core.session import Session, SessionError
-    from imssim.qt.controller import recordings_dir
+    from imssim.core.recording import recordings_dir
 
     from needle_helpers import needle_into
 
@@ -593,3 +602,41 @@ def test_resume_skips_refused_actions_and_a_failed_resume_changes_nothing(qtbot,
     assert [f.name for f in second[:2]] == ["l5-radiculopathy-low-back-report-2.json",
                                             "l5-radiculopathy-low-back-report-2.txt"]
     assert all(f.exists() for f in first + second) and len({f.name for f in first + second}) == 6
+
+
+def test_exam_mode_cannot_be_left_without_ending_the_attempt(win, index, qtbot):
+    """Issue 18: the Mode drop-down during an exam ends (and records) the attempt; after
+    Finish a click places nothing and says why; a new attempt starts with an empty log."""
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    c = win.controller
+    win.mode_combo.setCurrentText("exam")
+    assert c.mode == "exam" and win.timer_label.text().startswith("EXAM")
+    assert not win.structure_list.isVisible() and not win.targets_check.isEnabled()
+    c.set_tool("needle")
+    pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=12, side="right")
+    click_world(win, pl.entry)
+    c.advance(10)
+    win.mode_combo.setCurrentText("practice")  # leaving the exam
+    assert c.finished and "exam to practice" in c.session.ended_by
+    assert win.report_dialog.isVisible() and "ended early" in win.report_dialog.text.toPlainText()
+    n = len(c.needles)
+    click_world(win, pl.entry)
+    assert len(c.needles) == n and "finished and scored" in win.status.currentMessage()
+    qtbot.keyClick(win, Qt.Key_Up)
+    assert "finished and scored" in win.status.currentMessage()
+    win.new_action.trigger()
+    assert not c.finished and c.needles == [] and win.feedback_view.toPlainText() == ""
+    assert win.report_dialog is None and win.segments_label.text() == "Marked: none"
+
+
+def test_segment_picker_accepts_typing_and_fits_the_window(win, qtbot):
+    assert win.open_scenario("l5-radiculopathy-low-back")
+    combo = win.segment_combo
+    assert combo.isEditable() and combo.maxVisibleItems() <= 12
+    combo.lineEdit().setFocus()
+    qtbot.keyClicks(combo.lineEdit(), "l5")
+    qtbot.keyClick(combo.lineEdit(), Qt.Key_Return)
+    assert win.controller.marked_segments == ["L5"] and "L5" in win.segments_label.text()
+    combo.setEditText("X9")
+    win.mark_button.click()
+    assert win.controller.marked_segments == ["L5"] and "not a spinal segment" in win.status.currentMessage()

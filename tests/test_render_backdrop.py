@@ -21,7 +21,7 @@ def _box(sid, lo, hi, kind, harm=None):
 @pytest.fixture
 def scene(tmp_path, monkeypatch):
     monkeypatch.setenv("IMSSIM_RECORDINGS_DIR", str(tmp_path))
-    from imssim.qt.controller import Controller
+    from imssim.app.controller import Controller
 
     atlas = Atlas("toy", [
         _box("skin", (-100, -60, 0), (100, 60, 300), "skin"),

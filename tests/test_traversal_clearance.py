@@ -61,9 +61,17 @@ def test_clearance_matches_exact_closest_points(scene):
             def tol(true):
                 return 0.5 * SAMPLE_EDGE_MM + 0.1 + (rc if true > FINE_WITHIN_MM - 1e-6 else 0.0)
 
-            assert shaft - 1e-6 <= c.shaft_mm <= shaft + tol(shaft) + 0.5, (sid, c, shaft)
+            # the full query measures exactly (segment to triangles, float32 triangles):
+            # within 1e-4 of the truth; 400 shaft samples are never closer than it
+            assert shaft - 0.01 <= c.shaft_mm <= shaft + 1e-4, (sid, c, shaft)
             if sid not in tr.at_tip:
-                assert tip - 1e-6 <= c.tip_mm <= tip + tol(tip), (sid, c, tip)
+                assert abs(c.tip_mm - tip) < 1e-4, (sid, c, tip)
+            # the reference (resampled surfaces, 1 mm shaft samples): never closer than the
+            # truth, at most the documented error farther
+            r = ix.query_reference(e, d, depth).clearance_to(sid)
+            assert shaft - 1e-4 <= r.shaft_mm <= shaft + tol(shaft) + 0.5, (sid, r, shaft)
+            if sid not in tr.at_tip:
+                assert tip - 1e-4 <= r.tip_mm <= tip + tol(tip), (sid, r, tip)
             near += shaft < FINE_WITHIN_MM
             checked += 1
     assert checked >= 30 and near >= 5

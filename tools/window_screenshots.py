@@ -104,7 +104,9 @@ def main(out: Path) -> None:
     shot("needling")
     # twitch: piston until the muscle answers, then show the pulse at its peak
     tw = []
-    c.listeners.append(lambda ev, d: ev == "twitch" and tw.append(d))
+    from imssim.app.events import Twitch
+
+    c.listeners.append(lambda e: isinstance(e, Twitch) and tw.append(e))
     for _ in range(30):
         if tw:
             break
@@ -113,9 +115,9 @@ def main(out: Path) -> None:
         anim = getattr(w, "_anim", None)
         if anim is not None:
             anim.stop()
-        c.pulse_frame(tw[0]["structure"], 0.12, n.k, jolt_mm=2.5)
+        c.pulse_frame(tw[0].structure, 0.12, n.k, jolt_mm=2.5)
         shot("twitch")
-        c.pulse_frame(tw[0]["structure"], 0.0, n.k, 0.0)
+        c.pulse_frame(tw[0].structure, 0.0, n.k, 0.0)
     # a second needle in gluteus medius (peripheral L5 myotome), with a longer needle
     c.view("buttock")
     c.set_needle_length(75)

@@ -1,5 +1,5 @@
 """Errors that the CLI reports as one clear line (no traceback)."""
 
+from ..app.errors import UserError
 
-class UserError(Exception):
-    """Bad input from the user: a missing file, a broken scenario, an unknown name."""
+__all__ = ["UserError"]

@@ -124,7 +124,8 @@ def cmd_course_show(args) -> int:
     from .score import _case
 
     who = _who(args.student, "IMSSIM_TRAINEE", "student")
-    atlas, sc = _case(args, args.scenario)
+    case = _case(args, args.scenario)
+    atlas, sc = case.atlas, case.scenario
     with _store(args) as st:
         try:
             state = course_state_for(st, sc, who, atlas)

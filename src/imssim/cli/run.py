@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -16,10 +15,7 @@ imssim: no display found, so the simulator window cannot open.
       libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0"""
 
 
-def has_display() -> bool:
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+from ..app.display import has_display  # noqa: E402 - re-exported for callers of imssim.cli.run
 
 
 def cmd_run(args) -> int:

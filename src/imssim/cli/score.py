@@ -11,10 +11,10 @@ from .errors import UserError
 def _case(args, scenario):
     from ..core.atlas import AtlasFileError
     from ..core.scenario import ScenarioError
-    from ..core.session import open_case
+    from ..core.case import open_case
 
     try:
-        return open_case(scenario, getattr(args, "atlas", None))
+        return open_case(scenario, atlas_name=getattr(args, "atlas", None))
     except ScenarioError as e:
         for i in e.issues[:-1]:
             print(i, file=sys.stderr)
@@ -43,7 +43,8 @@ def _replay(args, path, scenario_arg=None, course=False):
     except RecordingError as e:
         raise UserError(str(e)) from None
     scen = scenario_arg or rec.header.get("scenario_path") or rec.header.get("scenario")
-    atlas, sc = _case(args, scen)
+    case = _case(args, scen)
+    atlas, sc = case.atlas, case.scenario
     state = _course_state(args, atlas, sc) if course else None
     hs = rec.header.get("patient_state")
     if course and hs and "initial" in hs and hs.get("case") == sc.id:
@@ -51,7 +52,7 @@ def _replay(args, path, scenario_arg=None, course=False):
 
         state = PatientState.from_dict(hs)  # the state the recorded session really started in
     try:
-        s = Session.replay(rec, atlas, sc, patient_state=state)
+        s = Session.replay(rec, atlas, sc, index=case.index, patient_state=state)
     except SessionError as e:
         raise UserError(f"{path}: {e}") from None
     report = s.finish()
@@ -157,11 +158,9 @@ def cmd_score(args) -> int:
             s, atlas, sc, state, path = args._saved_with
             extra["progress"] = _save(args, s, atlas, sc, state, recording=path)
         return _print(report, args.json, extra)
-    atlas, sc = _case(args, args.scenario)
+    case = _case(args, args.scenario)
+    atlas, sc, index = case.atlas, case.scenario, case.index
     state = _course_state(args, atlas, sc) if args.course else None
-    from ..core.traversal import TissueIndex
-
-    index = TissueIndex(atlas)
     try:
         specs = load_placements(args.file, index)
     except PlacementsError as e:

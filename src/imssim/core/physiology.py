@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .wording import tightness_change
+
 GRASP_THRESHOLD = 0.2  # supersensitivity above which a muscle grasps the needle
 GRASP_RESISTANCE = 0.4  # the least resistance a grasping muscle gives (Physiology.feel)
 
@@ -312,7 +314,7 @@ class Physiology:
                   {"amplitude": amp, "duration_s": dur, "locus": locus.index, "distance_mm": d, "probability": p,
                    "count_at_locus": locus.twitches}),
             Event(t + dur, "release", needle, structure,
-                  f"The {name} releases: supersensitivity {before:.2f} -> {st.supersensitivity:.2f}.",
+                  f"The {name} releases: {tightness_change(before, st.supersensitivity)}.",
                   {"before": before, "after": st.supersensitivity, "lengthening": st.lengthening}),
         ]
 

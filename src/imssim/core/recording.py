@@ -185,3 +185,29 @@ def is_recording(path) -> bool:
         return FORMAT in first and first.lstrip().startswith("{")
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def recordings_dir() -> Path:
+    """Where the window's session recordings are written (IMSSIM_RECORDINGS_DIR, else the
+    user data folder's ``sessions``); created when missing."""
+    env = os.environ.get("IMSSIM_RECORDINGS_DIR")
+    if env:
+        p = Path(env)
+    else:
+        import platformdirs
+
+        p = Path(platformdirs.user_data_dir("imssim", appauthor=False)) / "sessions"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def new_recording_path(case_id: str, seed: int, suffix: str = "") -> Path:
+    """A recording file that does not exist yet: ``<case>-<date>-<time>-<seed><suffix>[-k].jsonl``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{case_id}-{stamp}-{int(seed)}{suffix}"
+    path = recordings_dir() / f"{base}.jsonl"
+    k = 1
+    while path.exists():
+        k += 1
+        path = recordings_dir() / f"{base}-{k}.jsonl"
+    return path

@@ -17,9 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from .needle import Needle, NeedleError, NeedleTrack, Placement, unit
+from .palpation import PalpationResult, findings_at, under_fingers
 from .physiology import Event, Physiology
+from .quiz import QuizAnswerError, QuizResult, item_key, normalise_answer
+from .quiz import grade as grade_answer
+from .quiz import shown as shown_answer
 from .recording import RecordingError, RecordingWriter, read_recording
 from .scoring import Context, PoseSample, Report, Scorer
+from .wording import danger_text
+
+MODES = ("practice", "quiz", "exam")
 
 
 class SessionError(ValueError):
@@ -47,11 +54,29 @@ def watched_structures(scenario, atlas) -> set[str] | None:
     return out
 
 
+def _mode_settings(scenario, mode: str):
+    if scenario is not None:
+        return scenario.modes.settings(mode)
+    from .scenario import ModeSettings
+
+    p = mode == "practice"
+    return ModeSettings(labels=p, hints=p, targets_shown=p, timer_s=900.0 if mode == "exam" else None)
+
+
 class Session:
+    """The one owner of a training attempt's state: the needles (and each needle's last
+    trace), the palpations, the segment call, the quiz answers, the mode, the phase
+    (running / finished), the events and the recording. A window only shows it."""
+
     def __init__(self, atlas, scenario=None, seed: int = 0, index=None, record_to=None, clock=None,
-                 metric_names=None, header: dict | None = None, patient_state=None):
+                 metric_names=None, header: dict | None = None, patient_state=None, mode: str | None = None,
+                 stop_on_danger: bool = False):
         """``patient_state``: a course's :class:`~imssim.core.course.PatientState` (or its
-        ``supersensitivity`` dict) the patient starts this session in; None: the case's start."""
+        ``supersensitivity`` dict) the patient starts this session in; None: the case's start.
+        ``mode``: practice, quiz or exam (default: the case's); ``stop_on_danger``: in
+        practice mode a needle entering a danger structure can only be withdrawn, redirected
+        or removed until it is out (the window's rule; kept in the recording's header)."""
+        from .case import palpable_loci
         from .traversal import TissueIndex
 
         self.atlas = atlas
@@ -81,6 +106,20 @@ class Session:
         self.finished: Report | None = None
         self.skipped: list[dict] = []  # replayed actions the session refused (as it did live)
         self.enforce_limits = True  # the case's needle limit (off for bulk grading)
+        mode = mode or (scenario.modes.default if scenario is not None else "practice")
+        if mode not in MODES:
+            raise SessionError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+        self.mode = mode
+        self.stop_on_danger = bool(stop_on_danger)
+        self.mode_changes: list[dict] = []  # {t, from, to}
+        self.ended_by: str | None = None  # why the attempt ended other than Finish (e.g. a mode change)
+        self.traces: dict = {}  # needle -> the traversal of its last move (the one trace per move)
+        self.breached: dict[int, set] = {}  # needle -> danger structures it is in now
+        self.entered: list[tuple] = []  # (structure, harm, depth) the last move entered
+        self.stopped: dict[int, str] = {}  # needle -> why it is stopped (practice, danger)
+        self.loci = palpable_loci(scenario, atlas)
+        self.palpations: list[PalpationResult] = []
+        self.quiz_results: dict[int, QuizResult] = {}
         self.recorder = None
         if record_to is not None:
             try:
@@ -89,11 +128,50 @@ class Session:
                     "scenario_path": str(getattr(scenario, "path", "") or "") if scenario is not None else None,
                     "atlas": atlas.name if hasattr(atlas, "name") else None,
                     "seed": self.seed,
+                    "mode": self.mode,
+                    **({"stop_on_danger": True} if self.stop_on_danger else {}),
                     **({"patient_state": patient_state.to_dict() if hasattr(patient_state, "to_dict") else
                         {"supersensitivity": dict(start)}} if patient_state is not None else {}),
                     **(header or {})})
             except RecordingError as e:  # e.g. the file exists: never truncated
                 raise SessionError(str(e)) from None
+
+    @classmethod
+    def from_case(cls, case, **kw) -> "Session":
+        """A session on an opened :class:`~imssim.core.case.Case` (its atlas, scenario, index)."""
+        return cls(case.atlas, case.scenario, index=case.index, **kw)
+
+    # -- phase and mode -------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        """"running" or "finished" (then nothing alters the attempt)."""
+        return "running" if self.finished is None else "finished"
+
+    @property
+    def settings(self):
+        """The case's settings for the current mode (labels, hints, targets_shown, timer_s)."""
+        return _mode_settings(self.scenario, self.mode)
+
+    def set_mode(self, mode: str, t=None) -> bool:
+        """Change the mode (recorded). Leaving exam mode ends the attempt at a case (it is
+        scored as it stands, ``ended_by`` says why; without a case there is no exam to end).
+        Returns True when the attempt ended. After the attempt finished only the shown mode
+        changes (nothing is recorded)."""
+        if mode not in MODES:
+            raise SessionError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+        if mode == self.mode:
+            return False
+        if self.finished is not None:
+            self.mode = mode
+            return False
+        old = self.mode
+        t = self._act("mode", t, mode=mode, previous=old)
+        self.mode = mode
+        self.mode_changes.append({"t": t, "from": old, "to": mode})
+        if old == "exam" and self.scenario is not None:
+            self.finish(t, ended_by=f"the mode was changed from exam to {mode}")
+            return True
+        return False
 
     # -- time and recording ---------------------------------------------------------
     def now(self) -> float:
@@ -125,23 +203,38 @@ class Session:
         return self.needles[i]
 
     def _after_move(self, i: int, pose, moved_mm: float | None = None) -> PoseSample:
-        tr = self.index.query(pose.entry, pose.direction, pose.depth)
+        tr = self.index.query(pose.entry, pose.direction, pose.depth)  # the one trace of this move
+        self.traces[i] = tr
+        now = {b.structure for b in tr.breaches}
+        self.entered = [(b.structure, b.harm, float(b.depth)) for b in tr.breaches
+                        if b.structure not in self.breached.get(i, set())]
+        self.breached[i] = now  # leaving a danger structure and re-entering it is a new entry
+        if not now:
+            self.stopped.pop(i, None)
+        elif self.entered and self.stop_on_danger and self.mode == "practice":
+            sid, harm, depth = self.entered[0]
+            self.stopped[i] = f"{self.atlas.structures[sid].name} at {depth:.0f} mm - {danger_text(harm)}"
         s = PoseSample.from_traversal(pose.t, i, pose.action, tr, self.atlas)
         s.length_mm = self.needles[i].needle.length_mm
         if tr.depth < pose.depth - 1e-6:  # bone stopped the needle: the track keeps the real depth
             trk = self.needles[i]
             trk.poses[-1] = type(pose)(pose.t, pose.entry, pose.direction, float(tr.depth), pose.action)
-        self.samples.append(s)
-        self.scorer.add_sample(s)
         self._record({"type": "pose", "needle": i, **self.needles[i].poses[-1].to_dict(),
                       "tip_structure": s.tip_structure, "bone": s.bone})
-        self._emit(self.physiology.on_pose(pose.t, i, pose.action, s.tip_structure, s.tip_kind, s.depth, s.tip,
+        return self._take_sample(s, moved_mm)
+
+    def _take_sample(self, s: PoseSample, moved_mm: float | None = None) -> PoseSample:
+        """The one path of a needle sample into the attempt: kept, scored, felt by the
+        patient (live moves, replays and batch grading alike)."""
+        self.samples.append(s)
+        self.scorer.add_sample(s)
+        self._emit(self.physiology.on_pose(s.t, s.needle, s.action, s.tip_structure, s.tip_kind, s.depth, s.tip,
                                            s.bone, s.breaches, moved_mm))
         return s
 
     def _act(self, name: str, t, **args):
         if self.finished is not None:
-            raise SessionError("the session is finished")
+            raise SessionError("this attempt is finished and scored: start a new attempt")
         t = self._time(t)
         limit = self.scenario.safety.time_limit_s if self.scenario is not None else None
         if self.enforce_limits and limit is not None and name != "finish" and t > limit:
@@ -187,6 +280,8 @@ class Session:
 
     def _move(self, name, i, t, fn, moved_mm=None, **args) -> PoseSample:
         trk = self._needle(i)
+        if i in self.stopped and name in ("advance", "piston") and self.finished is None:
+            raise SessionError(f"Attempt stopped: {self.stopped[i]} Withdraw or remove the needle.")
         t = self._act(name, t, needle=i, **args)
         try:
             pose = fn(trk, t)
@@ -242,9 +337,37 @@ class Session:
             where["normal"] = [round(float(x), 5) for x in normal]
         t = self._act("palpate", t, structure=sid, **where)
         f = self.feel(sid)
+        if point is not None and normal is not None:
+            self._keep_palpation(point, normal, t, sid, f)
         self._emit([Event(t, "palpation", None, sid, f.message, {"supersensitivity": f.supersensitivity,
                                                                   "tender": f.tender})])
         return f
+
+    def palpate_at(self, point, normal, t=None) -> PalpationResult:
+        """Press on the skin at ``point`` (``normal``: the skin's outward normal): the case's
+        tender points and taut bands under the fingers, and the muscle under them, which is
+        palpated (recorded, with where). Kept in :attr:`palpations`."""
+        if self.finished is not None:
+            raise SessionError("this attempt is finished and scored: start a new attempt")
+        point, normal = np.asarray(point, float), np.asarray(normal, float)
+        under = under_fingers(self.index, point, normal)
+        muscle = next((sid for sid in under if self.atlas.structures[sid].kind == "muscle"), None)
+        if muscle is not None:
+            self.palpate(muscle, t, point, normal)
+            return self.palpations[-1]
+        return self._keep_palpation(point, normal, self._time(t), None, None, under)
+
+    def _keep_palpation(self, point, normal, t, muscle, feel, under=None) -> PalpationResult:
+        point, normal = np.asarray(point, float), np.asarray(normal, float)
+        if under is None:
+            under = under_fingers(self.index, point, normal)
+        found = findings_at(self.loci, point, normal, under)
+        if feel is not None and feel.tender and not found:
+            found.append({"kind": "taut_band" if feel.taut_band else "tender_point", "structure": muscle,
+                          "text": "Tender, with a taut, ropy band; the patient flinches."})
+        r = PalpationResult(point, normal, found, muscle, t)
+        self.palpations.append(r)
+        return r
 
     def feel(self, structure: str) -> PalpationFinding:
         """How ``structure`` feels under the fingers (nothing recorded: see :meth:`palpate`)."""
@@ -282,15 +405,16 @@ class Session:
             q = next((x for x in items if x.id == item), None)
             if q is None:
                 raise SessionError(f"no quiz item {item!r}")
-        t = self._act("answer", t, item=key, answer=answer)
-        if q.type == "multiple_choice":
-            ok = (sorted(answer) if isinstance(answer, list) else [answer]) == sorted(q.answer)
-        else:
-            try:
-                ok = self.atlas.get(str(answer)).id in {self.atlas.get(a).id for a in q.answer}
-            except Exception:
-                ok = False
-        self.quiz_answers[str(q.id or items.index(q))] = ok
+        try:
+            given = normalise_answer(q, answer)
+        except QuizAnswerError as e:
+            raise SessionError(f"quiz item {item!r}: {e}") from None
+        t = self._act("answer", t, item=key, answer=given if given is not None else "")
+        ok = grade_answer(q, given, self.atlas)  # the one rule: the panel shows this verdict
+        k = items.index(q)
+        self.quiz_answers[item_key(items, q)] = ok
+        self.quiz_results[k] = QuizResult(k, item_key(items, q), given, shown_answer(q, given, self.atlas), ok,
+                                          q.explanation)
         self._emit([Event(t, "quiz_answer", None, None, ("Right. " if ok else "Not quite. ") + q.explanation,
                           {"item": str(q.id or items.index(q)), "correct": ok})])
         return ok
@@ -305,10 +429,14 @@ class Session:
     def muscle_state(self, structure: str):
         return self.physiology.muscle_state(self.atlas.get(structure).id)
 
-    def finish(self, t=None) -> Report:
+    def finish(self, t=None, ended_by: str | None = None) -> Report:
+        """End and score the attempt (once; later calls return the same report). The
+        reported total time is the session's time at the finish."""
         if self.finished is not None:
             return self.finished
-        t = self._act("finish", t)
+        t = self._act("finish", t, **({"ended_by": ended_by} if ended_by else {}))
+        self.ended_by = ended_by
+        self.context.t_end = t
         self._emit(self.physiology.flush())
         quiz = None
         if self.scenario is not None and self.scenario.quiz and (self.quiz_answers or self.scenario.scoring.quiz_weight > 0):
@@ -322,7 +450,8 @@ class Session:
                                                                       self.scenario.supersensitive_muscles)}
         if self.scenario is not None and self.marked_segments:
             self.finished.segment_call = segment_call(self.marked_segments, self.scenario.diagnosis.segments)
-        self._record({"type": "report", "t": t, "total": round(self.finished.total, 4), "passed": self.finished.passed})
+        self._record({"type": "report", "t": t, "total": round(self.finished.total, 4), "passed": self.finished.passed,
+                      "mode": self.mode, **({"ended_by": ended_by} if ended_by else {})})
         if self.recorder is not None:
             self.recorder.close()
         return self.finished
@@ -350,8 +479,10 @@ class Session:
         patient_state = (ps or {}).get("supersensitivity") if ps else patient_state
         for a in rec.actions:
             check_action(a, rec)
+        mode = rec.header.get("mode")
         s = cls(atlas, scenario, seed=int(rec.header.get("seed", 0)), index=index, record_to=record_to, header=header,
-                patient_state=patient_state)
+                patient_state=patient_state, mode=mode if mode in MODES else None,
+                stop_on_danger=bool(rec.header.get("stop_on_danger", False)))
         try:
             for a in rec.actions:
                 if stop_at_finish and a.get("name") == "finish":
@@ -407,7 +538,7 @@ def segment_call(marked, case) -> dict:
 
 
 ACTIONS = ("insert", "advance", "withdraw", "set_depth", "redirect", "piston", "remove", "palpate", "mark", "answer",
-           "finish")
+           "mode", "finish")
 
 
 def _number(v, what: str) -> float:
@@ -454,7 +585,8 @@ ACTION_FIELDS = {
                "answer": (lambda v: v is None or _is_text(v) or _is_int(v)
                           or (isinstance(v, list) and len(v) <= 100 and all(_is_text(x) or _is_int(x) for x in v)),
                           True)},
-    "finish": {},
+    "mode": {"mode": (lambda v: v in MODES, True), "previous": (lambda v: v is None or v in MODES, False)},
+    "finish": {"ended_by": (_is_text, False)},
 }
 
 
@@ -507,8 +639,10 @@ def apply_action(s: Session, a: dict):
             return s.mark_segments(a["segments"], t)
         if name == "answer":
             return s.answer_quiz(a["item"], a["answer"], t)
+        if name == "mode":
+            return s.set_mode(a["mode"], t)
         if name == "finish":
-            return s.finish(t)
+            return s.finish(t, a.get("ended_by"))
     except KeyError as e:
         raise SessionError(f"action {name!r} at t={t}: missing field {e}") from None
     raise SessionError(f"unknown action {name!r} at t={t}")
@@ -541,7 +675,6 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     dep = np.array([sp.placement.depth for sp in specs], float)
     br = index.query_batch(E, D, dep)
     ids, kinds, harm = index.ids, index.kinds, index.harm
-    phys, scorer = s.physiology, s.scorer
     dnames = index.danger_ids
     dharm = [harm[ids.index(nm)] for nm in dnames]
     # the whole shaft's clearance, as a session measures it
@@ -554,23 +687,17 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     depth_l = br.depth.tolist()
     times = [sp.t if sp.t is not None else float(k) for k, sp in enumerate(specs)]
     near = [np.nonzero(fin[:, k])[0].tolist() if fin[:, k].any() else [] for k in range(n)] if len(dnames) else [[]] * n
-    from .scoring.base import BONE_MUSCLE_MM
-
-    # resting on bone with no structure at the tip (e.g. a paraspinal needle on the
-    # lamina): the muscle just above the bone, sampled back along the shaft (vectorised)
-    rest = np.nonzero((br.tip_structure < 0) & (br.bone_contact >= 0))[0]
-    is_muscle = kinds == "muscle"
-    for back in np.linspace(1.0, BONE_MUSCLE_MM, 4):
-        if not len(rest):
-            break
-        sub = index.query_batch(E[rest], D[rest], np.maximum(br.depth[rest] - back, 0.0))
-        ok = (sub.tip_structure >= 0) & is_muscle[np.maximum(sub.tip_structure, 0)]
-        for k, st in zip(rest[ok].tolist(), sub.tip_structure[ok].tolist()):
-            tip_l[k] = st
-        rest = rest[~ok]
     for k in range(n):
         t = times[k]
         ts = tip_l[k]
+        if ts < 0 and bone_l[k] >= 0:
+            # resting on bone with no structure at the tip: the session's own sample of this
+            # pose (PoseSample.from_traversal names the muscle just above the bone)
+            tr = index.query(E[k], D[k], depth_l[k])
+            smp = PoseSample.from_traversal(t, k, "insert", tr, atlas)
+            smp.length_mm = specs[k].needle.length_mm
+            s._take_sample(smp)
+            continue
         tip_id = ids[ts] if ts >= 0 else None
         bone = ids[bone_l[k]] if bone_l[k] >= 0 else None
         breaches = []
@@ -583,30 +710,28 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
             cl[nm] = (dharm[j], 0.0 if (nm == tip_id or (breaches and breaches[0][0] == nm)) else float(clear[j, k]))
         smp = PoseSample(t, k, "insert", E[k], D[k], depth_l[k], br.tip[k], tip_id,
                          kinds[ts] if ts >= 0 else None, [], bone, breaches, cl, specs[k].needle.length_mm)
-        s.samples.append(smp)
-        scorer.add_sample(smp)
-        ev = phys.on_pose(t, k, "insert", tip_id, smp.tip_kind, smp.depth, smp.tip, bone, breaches)
-        if ev:
-            s._emit(ev)
+        s._take_sample(smp)
     r = s.finish(t=float(n))
     return (r, s) if return_session else r
 
 
-def load_session_scenario(path_or_id, atlas):
-    from .scenario import load_scenario
-
-    return load_scenario(path_or_id, atlas)
-
-
 __all__ = ["Session", "SessionError", "PalpationFinding", "grade_placements", "apply_action", "check_action",
-           "resume_session", "Path"]
+           "resume_session", "resume_case", "MODES", "Path"]
 
 
-def open_case(scenario=None, atlas_name: str | None = None, progress=None):
-    """(atlas, scenario) for a scenario path or library id, with the patient's body build."""
-    from . import store
-    from .scenario import load_scenario
+def resume_case(recording, bodies, seed_suffix: str = "-resumed"):
+    """Continue an interrupted recording in a new one: the case it names opened the one
+    way (:func:`~imssim.core.case.open_case`, the patient's body build), replayed by
+    :func:`resume_session` into a new file in the recordings folder. Returns (case, session);
+    on any failure nothing is left behind (RecordingError, ScenarioError, SessionError)."""
+    from .case import open_case
+    from .recording import new_recording_path
 
-    bare = load_scenario(scenario)  # schema only: learn the habitus
-    atlas = store.load_atlas(atlas_name, progress=progress, habitus=bare.patient.habitus)
-    return atlas, load_scenario(scenario, atlas)
+    rec = recording if hasattr(recording, "actions") else read_recording(recording)
+    h = rec.header
+    src = h.get("scenario_path") or h.get("scenario")
+    if not src or not isinstance(src, str):
+        raise SessionError(f"{rec.path}: the recording names no scenario")
+    case = open_case(src, bodies)
+    path = new_recording_path(case.scenario.id, int(h.get("seed", 0)), seed_suffix)
+    return case, resume_session(rec, case.atlas, case.scenario, path, index=case.index)

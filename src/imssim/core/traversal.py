@@ -24,6 +24,8 @@ Inside/outside rule (documented in docs/needle.md):
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,6 +144,26 @@ class BatchResult:
     breach_depth: np.ndarray
 
 
+class _Buffers:
+    """One thread's output buffers for the compiled query."""
+
+    def __init__(self, n_danger: int, max_hits: int):
+        self.iv_s = np.empty(512, np.int64)
+        self.iv_a = np.empty(512)
+        self.iv_b = np.empty(512)
+        self.iv_in = np.empty(512, np.bool_)
+        self.tip_s = np.empty(256, np.int64)
+        self.buf_t = np.empty(max_hits)
+        self.buf_s = np.empty(max_hits, np.int64)
+        self.cl_shaft = np.empty(n_danger)
+        self.cl_tip = np.empty(n_danger)
+        self.tail = ()
+
+
+def _shaft_mm(c: Clearance) -> float:
+    return c.shaft_mm
+
+
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=float)
     n = np.linalg.norm(v)
@@ -193,6 +215,20 @@ def _rays_hit_triangles(origin, d, tris, t_expect, tol: float = 1e-6) -> np.ndar
     return ok & (u >= -tol) & (v >= -tol) & (u + v <= 1 + tol) & (np.abs(t - t_expect) < 1e-3)
 
 
+def _line_params(origin, d, tris: np.ndarray, t_guess: np.ndarray) -> np.ndarray:
+    """Exact line parameters of the crossings of origin + t d with triangles (k,3,3)
+    (t_guess where the line is parallel to a triangle)."""
+    e1 = tris[:, 1] - tris[:, 0]
+    e2 = tris[:, 2] - tris[:, 0]
+    s = origin - tris[:, 0]
+    p = _cross(np.broadcast_to(d, e2.shape), e2)
+    q = _cross(s, e1)
+    det = np.einsum("ij,ij->i", e1, p)
+    ok = np.abs(det) > 1e-12
+    t = np.einsum("ij,ij->i", e2, q) / np.where(ok, det, 1.0)
+    return np.where(ok, t, t_guess)
+
+
 def winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Generalised winding number (Jacobson et al. 2013) of points w.r.t. a triangle mesh.
 
@@ -208,6 +244,59 @@ def winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) 
         det = np.einsum("ij,ij->i", a, np.cross(b, c))
         div = la * lb * lc + np.einsum("ij,ij->i", a, b) * lc + np.einsum("ij,ij->i", b, c) * la + np.einsum("ij,ij->i", c, a) * lb
         out[i] = np.arctan2(det, div).sum() / (2 * np.pi)
+    return out
+
+
+def _load_or_build_bvh(triangles: np.ndarray, owner: np.ndarray, danger: np.ndarray) -> dict:
+    """The compiled engine's BVHs (see TissueIndex._build_native), from the cache folder
+    when the same triangles were indexed before."""
+    import hashlib
+
+    from . import native
+    from .store import cache_dir
+
+    h = hashlib.sha1()
+    for a in (triangles, owner, danger):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(b"bvh-2-sah")
+    path = None
+    try:
+        path = cache_dir() / "bvh" / f"{h.hexdigest()}.npz"
+        if path.exists():
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+    except Exception:  # an unreadable cache is rebuilt
+        pass
+    tri = np.ascontiguousarray(triangles.reshape(-1, 3, 3), dtype=np.float32)
+    perm, lo, hi, child, start, count = native.build_bvh(tri)
+    out = dict(lo=lo, hi=hi, child=child, start=start, count=count, tri=np.ascontiguousarray(tri[perm]),
+               tri_owner=np.ascontiguousarray(owner[perm].astype(np.int64)))
+    parts = []
+    n_nodes = n_tri = 0
+    roots, blo, bhi = [], [], []
+    for i in danger.tolist():
+        dt = np.ascontiguousarray(tri[owner == i])
+        p, l, hh, c, st, ct = native.build_bvh(dt)
+        parts.append((l, hh, np.where(c >= 0, c + n_nodes, -1), st + n_tri, ct, dt[p]))
+        roots.append(n_nodes)
+        blo.append(dt.reshape(-1, 3).min(axis=0))
+        bhi.append(dt.reshape(-1, 3).max(axis=0))
+        n_nodes += len(l)
+        n_tri += len(dt)
+    cat = (lambda k, shape, dtype: np.ascontiguousarray(np.concatenate([q[k] for q in parts]))
+           if parts else np.zeros(shape, dtype))
+    out.update(dlo_n=cat(0, (0, 3), np.float32), dhi_n=cat(1, (0, 3), np.float32), dchild=cat(2, 0, np.int64),
+               dstart=cat(3, 0, np.int64), dcount=cat(4, 0, np.int64), dtri=cat(5, (0, 3, 3), np.float32),
+               droots=np.array(roots, np.int64), dbox_lo=np.array(blo, float).reshape(-1, 3),
+               dbox_hi=np.array(bhi, float).reshape(-1, 3))
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **out)
+            tmp.replace(path)
+        except OSError:
+            pass
     return out
 
 
@@ -264,15 +353,51 @@ class TissueIndex:
             flat.append(part)
         self._co_ptr = np.cumsum(self._co_ptr)
         self._co_flat = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
-        self._danger: dict[int, tuple] = {}
-        for i, s in enumerate(structs):
-            if s.harm:
-                self._danger[i] = self._danger_tree(s)
-        self._dkeys = np.array(list(self._danger), dtype=np.int64)
-        self._dlo = np.array([v[3] for v in self._danger.values()]).reshape(-1, 3)
-        self._dhi = np.array([v[4] for v in self._danger.values()]).reshape(-1, 3)
+        self._dkeys = np.array([i for i, s in enumerate(structs) if s.harm], dtype=np.int64)
+        self._danger_cache: dict[int, tuple] | None = None
         self._own: dict[int, object] = {}
         self._normal_trees: dict[int, tuple] = {}
+        self._build_native()
+
+    # -- the compiled engine ----------------------------------------------------------
+    def _build_native(self) -> None:
+        """BVHs for the compiled kernels (core/native.py): one over every triangle, one per
+        danger structure (concatenated into one node array with a root per structure).
+        Built once per atlas and cached on disk next to the atlas (keyed by the triangles)."""
+        from . import native
+
+        self.is_fat = self.kinds == "subcutaneous"
+        self.is_harm = np.array([h is not None for h in self.harm], dtype=bool)
+        self._nat = _load_or_build_bvh(self.triangles, self.owner, self._dkeys)
+        nd = self._nat
+        self._nat_args = (nd["lo"], nd["hi"], nd["child"], nd["start"], nd["count"], nd["tri"], nd["tri_owner"])
+        self._nat_dargs = (nd["dlo_n"], nd["dhi_n"], nd["dchild"], nd["dstart"], nd["dcount"], nd["dtri"])
+        self._nat_flags = (self.is_bone.astype(np.bool_), self.watertight.astype(np.bool_),
+                           self.priority.astype(np.int64), self.is_fat.astype(np.bool_))
+        self._open_boxes64 = np.ascontiguousarray(self.open_boxes, dtype=np.float64).reshape(-1, 2, 3)
+        self._tls = threading.local()  # per-thread result buffers (queries from several threads)
+        self._native = native
+        self._dkeys_l = self._dkeys.tolist()
+        self._nat_full_head = (*self._nat_args, *self._nat_flags, self._open_boxes64, self.lo, self.hi)
+
+    def _bufs(self) -> "_Buffers":
+        b = getattr(self._tls, "b", None)
+        if b is None:
+            b = self._tls.b = _Buffers(len(self._dkeys), self._native.MAX_HITS)
+            nd = self._nat
+            b.tail = (TOUCH_MM, EPS, FAT_TO_FASCIA_MM, b.iv_s, b.iv_a, b.iv_b, b.iv_in, b.tip_s, b.buf_t, b.buf_s,
+                      *self._nat_dargs, nd["droots"], nd["dbox_lo"], nd["dbox_hi"], NEARBY_MM, b.cl_shaft, b.cl_tip)
+        return b
+
+    @property
+    def _danger(self) -> dict[int, tuple]:
+        """KD-trees over the danger surfaces, for the reference clearance only (lazy)."""
+        if self._danger_cache is None:
+            structs = list(self.atlas)
+            self._danger_cache = {int(i): self._danger_tree(structs[int(i)]) for i in self._dkeys}
+            self._dlo = np.array([v[3] for v in self._danger_cache.values()]).reshape(-1, 3)
+            self._dhi = np.array([v[4] for v in self._danger_cache.values()]).reshape(-1, 3)
+        return self._danger_cache
 
     # -- building helpers -------------------------------------------------------------
     @staticmethod
@@ -419,7 +544,12 @@ class TissueIndex:
             ts.append(th)
             ss.append(prim)
             t = th + EPS
-        return np.asarray(ts), np.asarray(ss, dtype=np.int64)
+        ts, ss = np.asarray(ts), np.asarray(ss, dtype=np.int64)
+        if len(ts):
+            # Embree answers in float32 (~1e-4 mm at body scale): the crossing of each
+            # triangle found is recomputed exactly (float64) on the same float32 triangles
+            ts = _line_params(origin, d, self.triangles[ss].astype(np.float64), ts)
+        return ts, ss
 
     @staticmethod
     def _merge_close(ts: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -437,7 +567,81 @@ class TissueIndex:
 
     # -- queries ----------------------------------------------------------------------
     def query(self, entry, direction, depth: float, stop_at_bone: bool = True) -> Traversal:
-        """Traverse a needle inserted ``depth`` mm from ``entry`` along ``direction``."""
+        """Traverse a needle inserted ``depth`` mm from ``entry`` along ``direction``.
+
+        One call of the compiled kernel (core/native.py) collects every crossing along the
+        line and applies the rules of docs/needle.md; a second one measures the exact
+        clearances. Needles that need the per-structure fallback (rule 3) go through
+        :meth:`query_reference`'s Python rules (with the compiled clearances)."""
+        e = np.array(entry, dtype=float)
+        d = np.array(direction, dtype=float)
+        depth = float(depth)
+        if e.shape != (3,) or not math.isfinite(e[0] + e[1] + e[2]):
+            raise ValueError(f"entry {np.asarray(entry).tolist()} is not a 3D point")
+        if d.shape != (3,):
+            raise ValueError(f"direction {d.tolist()} has no length")
+        nrm = math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        if not math.isfinite(nrm) or nrm < 1e-12:
+            raise ValueError(f"direction {d.tolist()} has no length")
+        d /= nrm
+        if not math.isfinite(depth) or depth < 0:
+            raise ValueError(f"depth {depth} must be a non-negative number of mm")
+        b = self._bufs()
+        st, niv, nt, actual, bone = self._native.full(*self._nat_full_head, e, d, depth, bool(stop_at_bone), *b.tail)
+        if st != 0:
+            return self.query_reference(e, d, depth, stop_at_bone=stop_at_bone, reference_clearances=False)
+        ids, kinds, harm = self.ids, self.kinds, self.harm
+        ivs = b.iv_s[:niv].tolist()
+        intervals = [Interval(ids[s], str(kinds[s]), x, y, not c) for s, x, y, c in
+                     zip(ivs, b.iv_a[:niv].tolist(), b.iv_b[:niv].tolist(), b.iv_in[:niv].tolist())]
+        tip_l = b.tip_s[:nt].tolist()
+        tip_set = set(tip_l)
+        at_tip = [ids[s] for s in tip_l]
+        breaches, seen = [], set()
+        for s, iv in zip(ivs, intervals):
+            if harm[s] and s not in seen:
+                seen.add(s)
+                breaches.append(Breach(iv.structure, harm[s], iv.entry_depth))
+        tip = e + d * actual
+        clearances = []
+        for r in np.flatnonzero(b.cl_shaft <= NEARBY_MM).tolist():
+            i = self._dkeys_l[r]
+            clearances.append(Clearance(ids[i], harm[i], 0.0 if i in tip_set else float(b.cl_tip[r]),
+                                        0.0 if i in seen else float(b.cl_shaft[r])))
+        clearances.sort(key=_shaft_mm)
+        contact = None
+        if bone >= 0:
+            contact = BoneContact(ids[bone], actual, tuple(float(x) for x in tip))
+        return Traversal(entry=e, direction=d, requested_depth=depth, depth=actual, tip=tip, intervals=intervals,
+                         at_tip=at_tip, bone_contact=contact, breaches=breaches, clearances=clearances)
+
+    def _native_clearances(self, e, d, depth, breached, at_tip) -> list[Clearance]:
+        """Exact distances from the shaft and the tip to every danger structure within
+        NEARBY_MM (``breached``/``at_tip``: structure indices or ids)."""
+        if not len(self._dkeys):
+            return []
+        nd = self._nat
+        b = self._bufs()
+        self._native.clearances(*self._nat_dargs, nd["droots"], nd["dbox_lo"], nd["dbox_hi"], e, d, float(depth),
+                                NEARBY_MM, b.cl_shaft, b.cl_tip)
+        out = []
+        for r in np.nonzero(np.isfinite(b.cl_shaft))[0].tolist():
+            i = int(self._dkeys[r])
+            sid = self.ids[i]
+            shaft_mm, tip_mm = float(b.cl_shaft[r]), float(b.cl_tip[r])
+            if i in breached or sid in breached:
+                shaft_mm = 0.0
+            if i in at_tip or sid in at_tip:
+                tip_mm = 0.0
+            out.append(Clearance(sid, self.harm[i], tip_mm, shaft_mm))
+        out.sort(key=lambda c: c.shaft_mm)
+        return out
+
+    def query_reference(self, entry, direction, depth: float, stop_at_bone: bool = True,
+                        reference_clearances: bool = True) -> Traversal:
+        """The reference implementation of :meth:`query` (Embree, first hit per call, and
+        the rules in Python; clearances from KD-trees over resampled danger surfaces). Kept
+        for the tests, which hold :meth:`query` to it, and as the fallback path."""
         e = np.asarray(entry, dtype=float)
         d = _unit(direction)
         depth = float(depth)
@@ -451,6 +655,9 @@ class TissueIndex:
         t_exit = max(tmax + back, back + depth) + 1.0
         t_tip = back + depth
         ts, ss = self._merge_close(*self._cast(origin, d, 0.0, t_tip + TOUCH_MM))
+        for k in range(1, len(ts)):  # crossings within 1e-9 mm are one place (a shared surface)
+            if ts[k] - ts[k - 1] < 1e-9:
+                ts[k] = ts[k - 1]
         # bone stop: first bone crossing at or after the entry
         bone = None
         if stop_at_bone and len(ts):
@@ -526,11 +733,12 @@ class TissueIndex:
                         exited=not contains_tip,
                     )
                 )
-        intervals.sort(key=lambda iv: (iv.entry_depth, iv.exit_depth))
+        # ties (a shared surface) in structure index order, as the compiled query
+        intervals.sort(key=lambda iv: (iv.entry_depth, iv.exit_depth, self._sidx[iv.structure]))
         self._fat_to_fascia(intervals, at_tip, t_tip - back)
         # most specific first; among equals the one entered last (innermost)
         entry_of = {iv.structure: iv.entry_depth for iv in intervals}
-        at_tip.sort(key=lambda s: (-self.priority[s], -entry_of.get(self.ids[s], 0.0)))
+        at_tip.sort(key=lambda s: (-self.priority[s], -entry_of.get(self.ids[s], 0.0), s))
         actual = t_tip - back
         tip = e + d * actual
         breaches = [
@@ -541,7 +749,8 @@ class TissueIndex:
         seen = set()
         breaches = [b for b in breaches if not (b.structure in seen or seen.add(b.structure))]
         breached = {b.structure for b in breaches}
-        clearances = self._clearances(e, d, actual, breached, set(self.ids[s] for s in at_tip))
+        clearances = self._clearances(e, d, actual, breached, set(self.ids[s] for s in at_tip)) if reference_clearances \
+            else self._native_clearances(e, d, actual, breached, set(self.ids[s] for s in at_tip))
         contact = None
         if bone is not None:
             contact = BoneContact(self.ids[bone[0]], actual, tuple(float(x) for x in tip))
@@ -739,6 +948,23 @@ class TissueIndex:
         return [self.ids[int(i)] for i in self._dkeys]
 
     def shaft_clearances(self, entries, directions, depths, within: float = NEARBY_MM) -> np.ndarray:
+        """Exact distance (mm) from each needle's shaft, entry to tip, to every danger
+        structure, for many needles at once (compiled, in parallel): an array
+        (len(danger_ids), n), ``inf`` beyond ``within``. Breaches are not known here: the
+        caller sets those to 0."""
+        E = np.ascontiguousarray(np.asarray(entries, float).reshape(-1, 3))
+        D = np.asarray(directions, float).reshape(-1, 3)
+        D = np.ascontiguousarray(D / np.linalg.norm(D, axis=1, keepdims=True))
+        dep = np.ascontiguousarray(np.broadcast_to(np.asarray(depths, float), (len(E),)))
+        out = np.full((len(self._dkeys), len(E)), np.inf)
+        if not len(E) or not len(self._dkeys):
+            return out
+        nd = self._nat
+        self._native.clearances_batch(*self._nat_dargs, nd["droots"], nd["dbox_lo"], nd["dbox_hi"], E, D, dep,
+                                      float(within), out)
+        return out
+
+    def shaft_clearances_reference(self, entries, directions, depths, within: float = NEARBY_MM) -> np.ndarray:
         """Distance (mm) from each needle's shaft, entry to tip, to every danger structure,
         for many needles at once: an array (len(danger_ids), n), ``inf`` beyond ``within``.
 
@@ -795,149 +1021,40 @@ class TissueIndex:
     def query_batch(self, entries, directions, depths, stop_at_bone: bool = True) -> BatchResult:
         """Many needles at once: the tip structure, bone contact and first breach of each.
 
-        Uses the same parity rule as :meth:`query` (without the per-structure fallback);
-        it is the fast path for grading files of thousands of needles.
+        The same compiled kernel as :meth:`query` (so the same answers), run over the
+        needles in parallel; needles that need the per-structure fallback (rule 3) are
+        answered by :meth:`query` itself. Clearances: :meth:`shaft_clearances`.
         """
-        E = np.asarray(entries, float).reshape(-1, 3)
+        E = np.ascontiguousarray(np.asarray(entries, float).reshape(-1, 3))
         D = np.asarray(directions, float).reshape(-1, 3)
-        D = D / np.linalg.norm(D, axis=1, keepdims=True)
-        dep = np.broadcast_to(np.asarray(depths, float), (len(E),)).copy()
+        D = np.ascontiguousarray(D / np.linalg.norm(D, axis=1, keepdims=True))
+        dep = np.ascontiguousarray(np.broadcast_to(np.asarray(depths, float), (len(E),)), dtype=float)
         n = len(E)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = 1.0 / D
-            t1 = (self.lo - E) * inv
-            t2 = (self.hi - E) * inv
-        tmin = np.nanmax(np.minimum(t1, t2), axis=1)
-        tmax = np.nanmin(np.maximum(t1, t2), axis=1)
-        back = np.maximum(0.0, -tmin) + 1.0
-        O = E - D * back[:, None]
-        t_tip = back + dep
-        t_end = np.maximum(tmax + back, t_tip) + 1.0
-        # gather crossings up to the far side of the box
-        ray_l, t_l, s_l = [], [], []
-        t = np.zeros(n)
-        live = np.arange(n)
-        D32 = D.astype(np.float32)
-        for _ in range(MAX_HITS):
-            if not len(live):
-                break
-            o = (O[live] + D[live] * t[live, None]).astype(np.float32)
-            dist = (t_end[live] - t[live]).astype(np.float32)
-            r = self.scene.run(o, D32[live], dists=dist, output=1)
-            prim = r["primID"]
-            hit = prim >= 0
-            if not hit.any():
-                break
-            rl = live[hit]
-            th = t[rl] + r["tfar"][hit]
-            ray_l.append(rl)
-            t_l.append(th)
-            s_l.append(prim[hit].astype(np.int64))
-            t[rl] = th + EPS
-            live = rl
-        depth_out = dep.copy()
-        tip_struct = np.full(n, -1)
-        bone_out = np.full(n, -1)
-        breach = np.full(n, -1)
+        status = np.zeros(n, np.int64)
+        depth_out = np.zeros(n)
+        tip_struct = np.full(n, -1, np.int64)
+        bone_out = np.full(n, -1, np.int64)
+        breach = np.full(n, -1, np.int64)
         breach_depth = np.full(n, np.nan)
-        if ray_l:
-            R = np.concatenate(ray_l)
-            T = np.concatenate(t_l)
-            P = np.concatenate(s_l)
-            S = self.owner[P].astype(np.int64)
-            # partners on shared surfaces (vectorised)
-            cnt = self._co_ptr[P + 1] - self._co_ptr[P]
-            if cnt.any():
-                h = np.nonzero(cnt)[0]
-                rep = np.repeat(h, cnt[h])
-                starts = np.repeat(self._co_ptr[P[h]], cnt[h])
-                within = np.arange(len(rep)) - np.repeat(np.cumsum(cnt[h]) - cnt[h], cnt[h])
-                part = self._co_flat[starts + within]
-                rr = R[rep]
-                ok = _rays_hit_triangles(O[rr], D[rr], self.triangles[part].astype(np.float64), T[rep])
-                if ok.any():
-                    R = np.concatenate([R, rr[ok]])
-                    T = np.concatenate([T, T[rep][ok]])
-                    S = np.concatenate([S, self.owner[part[ok]].astype(np.int64)])
-                    key = np.round(T / (10 * EPS)).astype(np.int64) * (len(self.ids) + 1) + S
-                    key = key * (n + 1) + R
-                    _, first = np.unique(key, return_index=True)
-                    R, T, S = R[first], T[first], S[first]
-            # repeated crossings of one structure within 10*EPS (a ray through a shared
-            # edge reports both triangles) count once, as in query()
-            o0 = np.lexsort((T, S, R))
-            R, T, S = R[o0], T[o0], S[o0]
-            dup = np.r_[False, (R[1:] == R[:-1]) & (S[1:] == S[:-1]) & (np.diff(T) < 10 * EPS)]
-            R, T, S = R[~dup], T[~dup], S[~dup]
-            order = np.lexsort((T, R))
-            R, T, S = R[order], T[order], S[order]
-            # occurrence number of each (ray, structure) crossing -> entering if even
-            key = R * (len(self.ids) + 1) + S
-            korder = np.argsort(key, kind="stable")
-            ks = key[korder]
-            first = np.r_[0, np.nonzero(np.diff(ks))[0] + 1]
-            occ_sorted = np.arange(len(ks)) - np.repeat(first, np.diff(np.r_[first, len(ks)]))
-            occ = np.empty_like(occ_sorted)
-            occ[korder] = occ_sorted
-            entering = occ % 2 == 0
-            # where the interval that starts at each crossing ends (the next crossing of
-            # the same structure on the same ray; inf if none)
-            same_next = np.r_[ks[1:] == ks[:-1], False]
-            nxt = np.where(same_next, np.r_[T[korder][1:], np.inf], np.inf)
-            t_next = np.empty_like(T)
-            t_next[korder] = nxt
-            after_entry = T >= back[R] - TOUCH_MM
-            # bone stop
-            if stop_at_bone:
-                bmask = self.is_bone[S] & after_entry & (T <= t_tip[R] + TOUCH_MM)
-                if bmask.any():
-                    br = R[bmask]
-                    uniq, idx = np.unique(br, return_index=True)
-                    bt = T[bmask][idx]
-                    bs = S[bmask][idx]
-                    t_tip[uniq] = bt
-                    depth_out[uniq] = bt - back[uniq]
-                    bone_out[uniq] = bs
-            upto = T <= t_tip[R] + TOUCH_MM
-            # with the bone stop no bone contains the tip (the needle stops on its surface;
-            # a bone "open" before the entry is an open bone mesh, not a needle in bone)
-            not_contact = ~self.is_bone[S] if stop_at_bone else np.ones(len(S), bool)
-            # containment at the tip (closed intervals): the last crossing strictly before
-            # the tip is an entering one, or a crossing touches the tip
-            m = (T < t_tip[R] - TOUCH_MM) & not_contact
-            Rm, Tm, Sm, Em = R[m], T[m], S[m], entering[m]
-            cand_r, cand_s, cand_t = [], [], []
-            if len(Rm):
-                k2 = Rm * (len(self.ids) + 1) + Sm
-                o2 = np.lexsort((Tm, k2))
-                k2s = k2[o2]
-                last = np.r_[np.nonzero(np.diff(k2s))[0], len(k2s) - 1]
-                li = o2[last]
-                inside = Em[li]
-                cand_r.append(Rm[li][inside])
-                cand_s.append(Sm[li][inside])
-                cand_t.append(Tm[li][inside])
-            touch = (np.abs(T - t_tip[R]) <= TOUCH_MM) & not_contact
-            cand_r.append(R[touch])
-            cand_s.append(S[touch])
-            cand_t.append(T[touch])
-            ri, si, ti = (np.concatenate(c) for c in (cand_r, cand_s, cand_t))
-            if len(ri):
-                # most specific kind, then entered last
-                score = self.priority[si] * 1e7 + ti
-                o3 = np.lexsort((score, ri))
-                ri, si = ri[o3], si[o3]
-                lastr = np.r_[np.nonzero(np.diff(ri))[0], len(ri) - 1]
-                tip_struct[ri[lastr]] = si[lastr]
-            # first danger entered along the inserted shaft
-            harm_mask = np.array([h is not None for h in self.harm])
-            # an interval of a danger structure overlapping the inserted shaft (not one the
-            # line crossed behind the entry point)
-            dm = entering & harm_mask[S] & upto & (t_next >= back[R] - TOUCH_MM)
-            if dm.any():
-                dr = R[dm]
-                uniq, idx = np.unique(dr, return_index=True)
-                breach[uniq] = S[dm][idx]
-                breach_depth[uniq] = np.maximum(T[dm][idx] - back[uniq], 0.0)
+        if n:
+            # neighbouring needles one after the other: they visit the same BVH nodes (cache)
+            q = np.floor((E - self.lo) / 40.0).astype(np.int64)
+            order = np.lexsort((q[:, 0], q[:, 1], q[:, 2]))
+            outs = (status, depth_out, tip_struct, bone_out, breach, breach_depth)
+            tmp = [np.empty_like(a) for a in outs]
+            self._native.needles_batch(*self._nat_args, *self._nat_flags, self.is_harm, self._open_boxes64,
+                                       self.lo, self.hi, np.ascontiguousarray(E[order]),
+                                       np.ascontiguousarray(D[order]), np.ascontiguousarray(dep[order]),
+                                       bool(stop_at_bone), TOUCH_MM, EPS, FAT_TO_FASCIA_MM, *tmp)
+            for a, t in zip(outs, tmp):
+                a[order] = t
+        for i in np.nonzero(status != 0)[0]:
+            tr = self.query_reference(E[i], D[i], dep[i], stop_at_bone=stop_at_bone, reference_clearances=False)
+            depth_out[i] = tr.depth
+            tip_struct[i] = self._sidx[tr.at_tip[0]] if tr.at_tip else -1
+            bone_out[i] = self._sidx[tr.bone_contact.structure] if tr.bone_contact else -1
+            if tr.breaches:
+                breach[i] = self._sidx[tr.breaches[0].structure]
+                breach_depth[i] = tr.breaches[0].depth
         tips = E + D * depth_out[:, None]
         return BatchResult(depth_out, tips, tip_struct, bone_out, breach, breach_depth)

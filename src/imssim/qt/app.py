@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from ..cli.errors import UserError
+from ..app.errors import UserError
 
 ORG, APP = "imssim", "imssim"
 
@@ -41,7 +41,7 @@ def _start_xvfb() -> subprocess.Popen | None:
 
 
 def ensure_display(offscreen: bool) -> None:
-    from ..cli.run import has_display
+    from ..app.display import has_display
 
     if has_display():
         return
@@ -63,10 +63,10 @@ def application():
     return app
 
 
-def make_window(atlas, mode: str = "practice", index=None):
+def make_window(atlas, mode: str = "practice", index=None, record: bool = True):
     from .window import MainWindow
 
-    return MainWindow(atlas, mode=mode, index=index)
+    return MainWindow(atlas, mode=mode, index=index, record=record)
 
 
 def run(atlas, args) -> int:
@@ -75,7 +75,7 @@ def run(atlas, args) -> int:
     ensure_display(offscreen=bool(screenshot))
     app = application()
     mode = getattr(args, "mode", None)
-    win = make_window(atlas, mode=mode or "practice")
+    win = make_window(atlas, mode=mode or "practice", record=not screenshot)  # a picture is not an attempt
     from ..core.scenario import DEFAULT_SCENARIO_ID
 
     scenario = getattr(args, "scenario", None) or DEFAULT_SCENARIO_ID
@@ -83,9 +83,14 @@ def run(atlas, args) -> int:
         win.close()
         raise UserError(win.last_error)
     if screenshot:
+        # the case is open (open_scenario returns once its body build and index are loaded):
+        # frame its region, then draw
         win.resize(1280, 800)
         win.show()
         for _ in range(5):
+            app.processEvents()
+        win.controller.frame_case()
+        for _ in range(3):
             app.processEvents()
         ok = win.save_screenshot(screenshot)
         win.close()

@@ -1,4 +1,7 @@
-"""The trainee's main window: a thin Qt layer over :class:`~imssim.qt.controller.Controller`."""
+"""The trainee's main window: a thin Qt view over :class:`~imssim.app.controller.Controller`.
+
+Widgets call the controller; the controller's typed events come back through one table
+(``MainWindow.handlers``: event type -> method). The window keeps only view state."""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import time
 from PySide6 import QtCore, QtGui, QtWidgets
 from pyvistaqt import QtInteractor
 
+from ..app import events as ev
+from ..app.controller import Controller
 from ..core.atlas import Atlas
-from ..render.scene import STYLE
 from ..render.backdrop import SceneBackdrop
+from ..render.lod import InteractionLOD
+from ..render.scene import STYLE
 from ..render.views import PRESETS
-from .controller import Controller
 
 Qt = QtCore.Qt
 CLICK_SLOP_PX = 4
@@ -78,9 +83,8 @@ class WidgetKeys(QtCore.QObject):
 class MainWindow(QtWidgets.QMainWindow):
     """Main window. ``controller`` does the work; this class builds widgets and forwards events."""
 
-    def __init__(self, atlas: Atlas, mode: str = "practice", index=None, parent=None):
+    def __init__(self, atlas: Atlas, mode: str = "practice", index=None, parent=None, record: bool = True):
         super().__init__(parent)
-        self.atlas = atlas
         self.setWindowTitle("imssim - IMS dry needling trainer")
         self.resize(1280, 800)
         # no MSAA (FXAA instead): it halves the frame time on software OpenGL
@@ -88,10 +92,28 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.set_background("#dfe6ec", top="#f7f9fb")
         self.view3d.enable_anti_aliasing("fxaa")
         self.setCentralWidget(self.view3d)
-        self.controller = Controller(atlas, self.view3d, index=index, mode=mode)
+        self.controller = Controller(atlas, self.view3d, index=index, mode=mode, record=record)
+        self.handlers = {
+            ev.NeedleChanged: self._on_needle,
+            ev.Feedback: self._on_feedback,
+            ev.Hover: lambda e: self.hover_label.setText(e.text or ""),
+            ev.ModeChanged: self._on_mode_event,
+            ev.NeedleSpecChanged: self._on_needle_spec,
+            ev.ToolChanged: self._on_tool,
+            ev.Danger: lambda e: self.tabs.setCurrentIndex(1),
+            ev.CaseOpened: lambda e: self._on_scenario(e.scenario),
+            ev.AttemptStarted: self._on_attempt,
+            ev.SegmentsChanged: lambda e: self.segments_label.setText("Marked: " + (", ".join(e.segments) or "none")),
+            ev.QuizChanged: lambda e: self.quiz_panel.refresh(),
+            ev.Twitch: lambda e: self._animate(e.structure, e.needle, "twitch", e.amplitude, e.duration),
+            ev.Release: self._on_release,
+            ev.Finished: self._on_finished,
+        }
         # many moves within one event-loop turn (wheel bursts) cost one frame, and a frame
         # where only needles moved reuses the scene's last picture (render/backdrop.py)
         self.backdrop = SceneBackdrop(self.view3d)
+        # simplified meshes while the view moves (render/lod.py)
+        self.lod = InteractionLOD(self.view3d, self.controller.scene, schedule=QtCore.QTimer.singleShot)
         self._render_pending = False
         self._last_release_due = 0.0
         self.controller.render = self._schedule_render
@@ -101,7 +123,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._hover_pos = None
         self._hover_timer = QtCore.QTimer(self, singleShot=True, interval=HOVER_DELAY_MS)
         self._hover_timer.timeout.connect(self._do_hover)
-        self._exam_start = None
         self._clock_timer = QtCore.QTimer(self, interval=1000)
         self._clock_timer.timeout.connect(self._tick)
         self.actions: dict[str, QtGui.QAction] = {}
@@ -165,7 +186,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.open_action.setToolTip("Choose a case from the library or a file  [Ctrl+O]")
         self.recent_menu = f.addMenu("Recent scenarios")
         self._fill_recent()
-        self.new_action = f.addAction("New attempt at this case", lambda: self.controller.new_attempt())
+        self.new_action = f.addAction("New attempt at this case", self.new_attempt)
         self.new_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+N"))
         self.resume_action = f.addAction("Resume an interrupted session...", self._ask_resume)
         self.export_action = f.addAction("Export report and recording...", self._ask_export)
@@ -354,13 +375,19 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.segment_combo = QtWidgets.QComboBox()
         self.segment_combo.addItems(list(SEGMENTS))
-        self.segment_combo.setPlaceholderText("choose...")
+        self.segment_combo.setEditable(True)  # type "L5" (completed as you type) or pick from a short list
+        self.segment_combo.setInsertPolicy(QtWidgets.QComboBox.NoInsert)
+        self.segment_combo.setMaxVisibleItems(10)  # the pop-up fits an 800-px window
+        self.segment_combo.completer().setCaseSensitivity(Qt.CaseInsensitive)
+        self.segment_combo.completer().setCompletionMode(QtWidgets.QCompleter.PopupCompletion)
+        self.segment_combo.lineEdit().setPlaceholderText("e.g. L5")
         self.segment_combo.setCurrentIndex(-1)  # no default: it would be a hint
+        self.segment_combo.setEditText("")
         self.segment_combo.setToolTip("Mark the spinal segment you think is involved (part of the score)")
+        self.segment_combo.lineEdit().returnPressed.connect(self._mark_typed)
         seg.addWidget(self.segment_combo)
         self.mark_button = QtWidgets.QPushButton("Mark")
-        self.mark_button.clicked.connect(
-            lambda: self.segment_combo.currentIndex() >= 0 and self.controller.mark_segment(self.segment_combo.currentText()))
+        self.mark_button.clicked.connect(self._mark_typed)
         self.mark_button.setEnabled(False)
         seg.addWidget(self.mark_button)
         cl.addLayout(seg)
@@ -476,6 +503,14 @@ class MainWindow(QtWidgets.QMainWindow):
                                       tip_label="" if r is None else r["tip"])
 
     # -- widget -> controller -------------------------------------------------------------
+    def _mark_typed(self) -> None:
+        text = self.segment_combo.currentText().strip()
+        if text:  # nothing typed or chosen: nothing marked (no default segment: it would be a hint)
+            self.controller.mark_segment(text)
+
+    def new_attempt(self) -> None:
+        self.controller.new_attempt()
+
     def _kind_toggled(self, kind: str, on: bool) -> None:
         if on:
             self.controller.set_kind_opacity(kind, self.kind_sliders[kind].value() / 100.0)
@@ -495,6 +530,10 @@ class MainWindow(QtWidgets.QMainWindow):
         sid = self.structure_proxy.data(ix, Qt.UserRole)
         self.controller.select_structure(sid, focus=focus)
 
+    @property
+    def atlas(self) -> Atlas:
+        return self.controller.atlas  # the case holds it (the patient's body build)
+
     def set_mode(self, mode: str) -> None:
         if self.mode_combo.currentText() != mode:
             self.mode_combo.setCurrentText(mode)  # re-enters through the signal
@@ -502,52 +541,64 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controller.set_mode(mode)
 
     # -- controller -> widgets --------------------------------------------------------------
-    def _on_core_event(self, event: str, data: dict) -> None:
-        if event == "atlas":
-            self.atlas = data["atlas"]
-            self._refresh_slice()
-        elif event == "needle":
-            self._refresh_readout(data["readout"])
-            self._refresh_slice(data["readout"])
-        elif event == "feedback":
-            style = LEVEL_STYLE.get(data["level"], "")
-            self.feedback_view.append(f'<span style="{style}">{html.escape(data["text"])}</span>')
-            self.status.showMessage(data["text"], 8000)
-        elif event == "hover":
-            self.hover_label.setText(data["text"] or "")
-        elif event == "mode":
-            if self.mode_combo.currentText() != data["mode"]:
-                self.mode_combo.blockSignals(True)
-                self.mode_combo.setCurrentText(data["mode"])
-                self.mode_combo.blockSignals(False)
-            self._on_mode(data["mode"])
-        elif event == "needle_spec":
-            i = self.length_combo.findData(int(round(data["length"])))
-            if i >= 0 and i != self.length_combo.currentIndex():
-                self.length_combo.blockSignals(True)
-                self.length_combo.setCurrentIndex(i)
-                self.length_combo.blockSignals(False)
-        elif event == "tool":
-            getattr(self, f"tool_{data['tool']}").setChecked(True)
-            self.view3d.interactor.setCursor(Qt.CrossCursor if data["tool"] != "look" else Qt.ArrowCursor)
-        elif event == "danger":
-            self.tabs.setCurrentIndex(1)
-        elif event == "scenario":
-            self._on_scenario(data["scenario"])
-        elif event == "segments":
-            self.segments_label.setText("Marked: " + (", ".join(data["segments"]) or "none"))
-        elif event in ("quiz_question", "quiz_answer"):
-            self.quiz_panel.refresh()
-        elif event == "twitch":
-            self._animate(data["structure"], data["needle"], "twitch", data["amplitude"], data["duration"])
-        elif event == "release":
-            # said in the order the twitches came (a weaker, later twitch settles sooner)
-            now = time.monotonic()
-            due = max(now + data["delay"] + 0.05, self._last_release_due + 0.05)
-            self._last_release_due = due
-            QtCore.QTimer.singleShot(int(1000 * (due - now)), lambda d=data: self._release(d))
-        elif event == "report":
-            self.show_report(data["report"])
+    def _on_core_event(self, event) -> None:
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _on_needle(self, e: ev.NeedleChanged) -> None:
+        self._refresh_readout(e.readout)
+        self._refresh_slice(e.readout)
+
+    def _on_feedback(self, e: ev.Feedback) -> None:
+        style = LEVEL_STYLE.get(e.level, "")
+        self.feedback_view.append(f'<span style="{style}">{html.escape(e.text)}</span>')
+        self.status.showMessage(e.text, 8000)
+
+    def _on_mode_event(self, e: ev.ModeChanged) -> None:
+        if self.mode_combo.currentText() != e.mode:
+            self.mode_combo.blockSignals(True)
+            self.mode_combo.setCurrentText(e.mode)
+            self.mode_combo.blockSignals(False)
+        self._on_mode(e.mode)
+
+    def _on_needle_spec(self, e: ev.NeedleSpecChanged) -> None:
+        i = self.length_combo.findData(int(round(e.length)))
+        if i >= 0 and i != self.length_combo.currentIndex():
+            self.length_combo.blockSignals(True)
+            self.length_combo.setCurrentIndex(i)
+            self.length_combo.blockSignals(False)
+
+    def _on_tool(self, e: ev.ToolChanged) -> None:
+        getattr(self, f"tool_{e.tool}").setChecked(True)
+        self.view3d.interactor.setCursor(Qt.CrossCursor if e.tool != "look" else Qt.ArrowCursor)
+
+    def _on_release(self, e: ev.Release) -> None:
+        # said in the order the twitches came (a weaker, later twitch settles sooner)
+        now = time.monotonic()
+        due = max(now + e.delay + 0.05, self._last_release_due + 0.05)
+        self._last_release_due = due
+        QtCore.QTimer.singleShot(int(1000 * (due - now)), lambda e=e: self._release(e))
+
+    def _on_attempt(self, e: ev.AttemptStarted) -> None:
+        """A fresh attempt: nothing of the previous one stays on screen."""
+        self.feedback_view.clear()
+        d = getattr(self, "report_dialog", None)
+        if d is not None:
+            d.close()
+            self.report_dialog = None
+        self.export_action.setEnabled(False)
+        self.segments_label.setText("Marked: " + (", ".join(self.controller.marked_segments) or "none"))
+        self.segment_combo.setCurrentIndex(-1)
+        self.segment_combo.setEditText("")
+        self.quiz_panel.refresh()
+        self._refresh_slice()
+
+    def _on_finished(self, e: ev.Finished) -> None:
+        self._clock_timer.stop()
+        self.export_action.setEnabled(True)
+        self.quiz_panel.refresh()
+        self.show_report(e.report)
 
     # -- scenarios --------------------------------------------------------------------------
     def open_scenario(self, name, mode: str | None = None) -> bool:
@@ -597,14 +648,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_scenario(self, sc) -> None:
         self.setWindowTitle(f"imssim - {sc.title}")
-        self.export_action.setEnabled(False)
         self.mark_button.setEnabled(True)
-        self.segments_label.setText("Marked: none")
         self.tabs.setTabEnabled(2, bool(sc.quiz))
-        self.quiz_panel.refresh()
-        self.feedback_view.clear()
         self.tabs.setCurrentIndex(0)
-        self._on_mode(self.controller.mode)
 
     def brief_html(self) -> str:
         sc = self.controller.scenario
@@ -643,6 +689,7 @@ class MainWindow(QtWidgets.QMainWindow):
         names = c.labels_visible
         self.structure_list.setEnabled(names)
         self.filter_edit.setEnabled(names)
+        self.filter_edit.setVisible(names)
         self.structure_list.setVisible(names)
         self.structure_hidden_label.setVisible(not names)
         self.hover_label.setText("")
@@ -653,22 +700,20 @@ class MainWindow(QtWidgets.QMainWindow):
         if mode == "quiz" and c.quiz and hasattr(self, "quiz_panel"):
             self.tabs.setCurrentIndex(2)
             self.quiz_panel.show_question(self.quiz_panel.index)
-        if mode == "exam":
-            self._exam_start = QtCore.QElapsedTimer()
-            self._exam_start.start()
+        if mode == "exam" and not c.finished:
             self._clock_timer.start()
             self._tick()
         else:
-            self._exam_start = None
             self._clock_timer.stop()
-            self.timer_label.setText("")
+            self.timer_label.setText("EXAM  ended" if mode == "exam" else "")
         self._refresh_readout(self.controller.readout())
 
     def _tick(self) -> None:
-        if self._exam_start is None:
+        c = self.controller
+        if c.mode != "exam" or c.finished:
             return
-        s = self._exam_start.elapsed() // 1000
-        limit = self.controller.settings.timer_s
+        s = int(c.session.now())  # the session's clock: the time the report gives
+        limit = c.settings.timer_s
         if limit:
             left = max(int(limit) - s, 0)
             self.timer_label.setText(f"EXAM  {left // 60:02d}:{left % 60:02d} left")
@@ -742,15 +787,13 @@ class MainWindow(QtWidgets.QMainWindow):
         timer.start()
         self._anim = timer
 
-    def _release(self, data) -> None:
-        self.controller.say(data["text"], "good")
-        self._animate(data["structure"], data["needle"], "release")
+    def _release(self, e: ev.Release) -> None:
+        self.controller.say(e.text, "good")
+        self._animate(e.structure, e.needle, "release")
 
     # -- finishing ---------------------------------------------------------------------------
     def finish(self):
-        r = self.controller.finish()
-        self.export_action.setEnabled(True)
-        return r
+        return self.controller.finish()
 
     def show_report(self, report) -> "ReportDialog":
         d = ReportDialog(self, report)
@@ -796,7 +839,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status.showMessage("Wrote " + ", ".join(str(f) for f in files), 10000)
 
     def _ask_resume(self) -> None:
-        from .controller import recordings_dir
+        from ..core.recording import recordings_dir
 
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Resume a session", str(recordings_dir()),
                                                         "Recordings (*.jsonl)")
@@ -947,7 +990,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _initial_view(self) -> None:
         if not getattr(self, "_closed", False):
-            self.controller.view("posterior")
+            self.controller.frame_case()  # the case's region (posterior without a case)
 
     def closeEvent(self, ev):  # noqa: N802
         self._closed = True
@@ -1084,6 +1127,7 @@ class QuizPanel(QtWidgets.QWidget):
             self.choice_lay.addWidget(b)
             self.buttons.append(b)
         self.answer_button.setVisible(mc)
+        self.answer_button.setEnabled(not c.finished)
         self.pick_hint.setVisible(not mc)
         self.prev_button.setVisible(True)
         self.next_button.setVisible(True)
@@ -1131,6 +1175,8 @@ class ReportDialog(QtWidgets.QDialog):
         c = self.win.controller
         colour = "#1d7a35" if r.passed else "#b3151b"
         out = [f"<h2 style='color:{colour}'>{e(r.summary)}</h2>"]
+        if c.session.ended_by:
+            out.append(f"<p style='color:#b3151b'><b>The attempt ended early:</b> {e(c.session.ended_by)}.</p>")
         if r.needles:
             out.append("<h4>Your needles</h4><ul>" + "".join(f"<li>{e(d['sentence'])}</li>" for d in r.needles)
                        + "</ul>")

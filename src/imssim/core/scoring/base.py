@@ -83,6 +83,7 @@ class Context:
     targets: list  # ResolvedTarget
     loci: list  # physiology.Locus
     watched: set[str] | None = None  # danger structures watched (None: all with a harm)
+    t_end: float | None = None  # when the session finished (s from its start), set by Session.finish
 
     def __post_init__(self):
         self.target_ids = {t.structure: t for t in self.targets}  # structure id -> ResolvedTarget

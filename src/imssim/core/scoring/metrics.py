@@ -314,14 +314,18 @@ class Technique(Metric):
     def result(self):
         n = max(1, len(self.prev))
         ttf = None if self.first_target is None else self.first_target - (self.t0 or 0.0)
-        total = 0.0 if self.t0 is None else self.t1 - self.t0
+        # the session's wall time when it says when it ended (from its start), else the moves' span
+        end = getattr(self.ctx, "t_end", None)
+        total = float(end) if end is not None else (0.0 if self.t0 is None else self.t1 - self.t0)
         score = max(0.0, 1.0 - 0.15 * self.redirections / n - 0.001 * self.swept / n
                     - 0.2 * max(0, self.punctures - n) / n)
         det = [{"punctures": self.punctures, "redirections": self.redirections,
                 "path_in_tissue_mm": round(self.path, 1), "tissue_damage_mm2": round(self.swept, 1),
                 "time_to_first_target_s": None if ttf is None else round(ttf, 2), "total_time_s": round(total, 2)}]
+        sweep = ("; re-aim only after withdrawing to the fat (R): pivoting the needle while deep "
+                 "tears the muscle" if self.swept / n > 150.0 else "")
         sent = (f"{self.punctures} skin puncture(s), {self.redirections} redirection(s), "
-                f"{self.path:.0f} mm of needle travel in tissue, {self.swept:.0f} mm² swept by the shaft; "
+                f"{self.path:.0f} mm of needle travel in tissue{sweep}; "
                 + (f"first target after {ttf:.0f} s; " if ttf is not None else "no target reached; ")
                 + f"total {total:.0f} s.")
         return MetricResult(self.name, round(score, 3), self.unit, sent, score, self.family, det)

@@ -1,31 +1,32 @@
-"""The window's brain: every mouse/keyboard handler as a plain method that calls the core.
+"""The window's handlers as plain methods over the core's session (no Qt, no widgets).
 
-The controller owns no widgets. It holds the atlas scene (render layer), the tissue index
-(core), the needles and the mode, and reports changes to listeners as ``(event, data)``
-pairs; the Qt window only turns widget events into these calls and data into widgets.
-Tests drive it directly with fake events (display coordinates, wheel steps, key names).
+The :class:`~imssim.core.session.Session` owns the attempt (needles, palpations, segment
+call, quiz answers, mode, phase, one trace per needle move). The controller turns the
+view's input into session calls and keeps only view state: the needle glyphs and aim
+angles, the tool, the selection, hover text. It tells listeners what changed with the
+dataclasses of :mod:`imssim.app.events`. Tests drive it with fake events (display
+coordinates, wheel steps, key names).
 """
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ..core.atlas import Atlas
+from ..core.case import BodyBuilds, Case, explore, open_case
 from ..core.needle import REDIRECT_DEPTH_MM, Needle, NeedleError, direction_from_angles
 from ..core.physiology import GRASP_RESISTANCE
-from ..core.session import Session, SessionError
-from ..core.traversal import TissueIndex, Traversal
+from ..core.recording import new_recording_path
+from ..core.session import MODES, Session, SessionError, resume_case
+from ..core.wording import danger_text
 from ..render.overlay import NeedleGlyph, Overlay, clearance_colour
 from ..render.scene import AtlasScene
-from ..render.views import PRESETS, apply_preset, screen_ray
+from ..render.views import PRESETS, apply_preset, in_view, screen_ray
+from . import events as ev
 
-MODES = ("practice", "quiz", "exam")
 TOOLS = ("look", "needle", "palpate")
 #: targets closer than this share one "missed" label on the body
 LABEL_GROUP_MM = 120.0
@@ -34,25 +35,57 @@ MAX_AIM_DEG = 60.0
 STEP_MM = 1.0
 #: Kinds a hover/click may name even when translucent.
 NAMEABLE_MIN_OPACITY = 0.3
+FINISHED_TEXT = "This attempt is finished and scored: start a new attempt (File > New attempt)."
+#: a region of the case's first target -> the preset view that frames it
+REGION_VIEW = {"lumbar": "lumbar", "thoracic": "thorax", "cervical": "neck", "neck": "neck", "gluteal": "buttock",
+               "hip": "buttock", "pelvis": "buttock", "thigh": "leg", "leg": "leg", "lower_limb": "leg"}
 
 
 @dataclass
-class PlacedNeedle:
-    """A needle the trainee placed: poised on the skin (``k`` None) or in the session (``k``)."""
+class NeedleView:
+    """View state of one needle: its glyph and aim. Poised on the skin (``k`` None) it has
+    its own entry and direction; once in, the session's track is the truth."""
 
-    entry: np.ndarray
-    direction: np.ndarray
+    session: Session
+    glyph: NeedleGlyph
     normal: np.ndarray  # outward skin normal at the entry
     side: str
-    glyph: NeedleGlyph
     length_mm: float
+    poised_entry: np.ndarray
+    poised_direction: np.ndarray
     k: int | None = None  # the session's needle number once the skin is punctured
-    depth: float = 0.0
     medial_deg: float = 0.0
     caudal_deg: float = 0.0
-    traversal: Traversal | None = None
-    stopped: str | None = None  # why the attempt was stopped (practice mode, danger)
-    breached: set = field(default_factory=set)
+
+    def _pose(self):
+        return None if self.k is None else self.session.needles[self.k].poses[-1]
+
+    @property
+    def entry(self) -> np.ndarray:
+        p = self._pose()
+        return self.poised_entry if p is None else np.asarray(p.entry, float)
+
+    @property
+    def direction(self) -> np.ndarray:
+        p = self._pose()
+        return self.poised_direction if p is None else np.asarray(p.direction, float)
+
+    @property
+    def depth(self) -> float:
+        p = self._pose()
+        return 0.0 if p is None else float(p.depth)
+
+    @property
+    def traversal(self):
+        return None if self.k is None else self.session.traces.get(self.k)
+
+    @property
+    def stopped(self) -> str | None:
+        return None if self.k is None else self.session.stopped.get(self.k)
+
+    @property
+    def breached(self) -> set:
+        return set() if self.k is None else set(self.session.breached.get(self.k, set()))
 
     @property
     def tilt_deg(self) -> float:
@@ -83,81 +116,90 @@ def group_labels(points, names, radius_mm: float = LABEL_GROUP_MM, max_labels: i
     return out
 
 
-def recordings_dir() -> Path:
-    """Where session recordings are written (IMSSIM_RECORDINGS_DIR or the user data folder)."""
-    env = os.environ.get("IMSSIM_RECORDINGS_DIR")
-    if env:
-        p = Path(env)
-    else:
-        import platformdirs
-
-        p = Path(platformdirs.user_data_dir("imssim", appauthor=False)) / "sessions"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 class Controller:
-    """Handlers for the trainee's window. ``plotter`` is any pyvista plotter (Qt or off-screen)."""
+    """Handlers for the trainee's window. ``plotter`` is any pyvista plotter (Qt or off-screen).
 
-    def __init__(self, atlas: Atlas, plotter, index: TissueIndex | None = None, mode: str = "practice"):
-        self.atlas = atlas
+    ``record``: write each attempt's recording (off for ``--screenshot``)."""
+
+    def __init__(self, atlas, plotter, index=None, mode: str = "practice", record: bool = True,
+                 bodies: BodyBuilds | None = None):
+        self.bodies = bodies if bodies is not None else BodyBuilds(atlas, index)
+        self.case: Case = explore(self.bodies)
         self.plotter = plotter
-        self.scene = AtlasScene.build(plotter, atlas)
+        self.record = record
+        self.scene = AtlasScene.build(plotter, self.case.atlas)
         self.overlay = Overlay(self.scene)
-        self.index = index if index is not None else TissueIndex(atlas)
-        self._indexes: dict[str, TissueIndex] = {}  # per body build, once used
-        self._prepared: dict[str, tuple] = {}  # body build -> (atlas, index) being switched to
-        self.needles: list[PlacedNeedle] = []
+        self.needles: list[NeedleView] = []
         self.missed_labels: list[tuple[np.ndarray, str]] = []  # (anchor, text) after finishing
         self.active: int | None = None
         self.needle_spec = Needle(50.0, 0.25)
         self.tool = "look"
-        self.mode = "practice"
-        self.listeners: list[Callable[[str, dict], None]] = []
+        self.listeners: list[Callable[[object], None]] = []
         self.feedback: list[tuple[float, str, str]] = []  # (t, level, text)
         self.hover_text: str | None = None
         self.selected: str | None = None
-        self.scenario = None  # imssim.core.scenario.Scenario once loaded
-        self.targets: list = []  # ResolvedTarget list of the scenario
         self.targets_visible = False
-        self.palpated: list[dict] = []  # what palpation found (text, point, structure)
-        self.marked_segments: list[str] = []
-        self.quiz_answers: dict[int, dict] = {}
         self.quiz_pending: int | None = None  # pick-structure question waiting for a click
-        self._loci: list[tuple] = []  # (finding, point or None)
-        self.session = Session(atlas, None, index=self.index)
-        self.session.listeners.append(self._on_session_event)
-        self.report = None
-        self.recording_path: Path | None = None
-        self.set_mode(mode)
-        apply_preset(plotter, atlas, "posterior")
+        self.session = self._make_session(mode)
+        self._after_mode()
+        apply_preset(plotter, self.atlas, "posterior")
 
-    # -- plumbing --------------------------------------------------------------------
-    def clock(self) -> float:
-        return round(self.session.now(), 3)
+    # -- what the view reads (the case and the session own it) ----------------------------
+    @property
+    def atlas(self):
+        return self.case.atlas
 
-    def emit(self, event: str, **data) -> None:
-        for f in list(self.listeners):
-            f(event, data)
+    @property
+    def index(self):
+        return self.case.index
 
-    def say(self, text: str, level: str = "info") -> None:
-        if level == "warn" and self.feedback and self.feedback[-1][1:] == (level, text):
-            return  # the same refusal again (e.g. a wheel burst) is said once
-        self.feedback.append((self.clock(), level, text))
-        self.emit("feedback", text=text, level=level)
+    @property
+    def scenario(self):
+        return self.case.scenario
 
-    def render(self) -> None:
-        self.plotter.render()
+    @property
+    def targets(self) -> list:
+        return self.session.targets
+
+    @property
+    def mode(self) -> str:
+        return self.session.mode
+
+    @property
+    def report(self):
+        return self.session.finished
+
+    @property
+    def recording_path(self):
+        r = self.session.recorder
+        return None if r is None else r.path
+
+    @property
+    def marked_segments(self) -> list[str]:
+        return list(self.session.marked_segments)
+
+    @property
+    def palpated(self) -> list[dict]:
+        """What palpation found, one entry per finding (``kind`` "none" where nothing was)."""
+        out = []
+        for p in self.session.palpations:
+            out += [{**f, "point": p.point} for f in p.found] or [
+                {"kind": "none", "text": "", "structure": None, "point": p.point}]
+        return out
+
+    @property
+    def quiz_answers(self) -> dict[int, dict]:
+        """The session's graded answers by question index (the panel shows these verdicts)."""
+        return {i: {"index": r.index, "answer": r.answer, "shown": r.shown, "correct": r.correct,
+                    "explanation": r.explanation} for i, r in self.session.quiz_results.items()}
 
     @property
     def settings(self):
-        """The scenario's settings for the current mode (labels, hints, targets, timer)."""
-        if self.scenario is not None:
-            return self.scenario.modes.settings(self.mode)
-        from types import SimpleNamespace
-
-        p = self.mode == "practice"
-        return SimpleNamespace(labels=p, hints=p, targets_shown=p, timer_s=900.0 if self.mode == "exam" else None)
+        """The case's settings for the mode; quiz and exam never show names, hints or targets."""
+        s = self.session.settings
+        if self.mode != "practice":
+            return s.model_copy(update={"labels": False, "hints": False, "targets_shown": False})
+        return s
 
     @property
     def labels_visible(self) -> bool:
@@ -167,17 +209,87 @@ class Controller:
     def hints_visible(self) -> bool:
         return bool(self.settings.hints)
 
+    @property
+    def finished(self) -> bool:
+        return self.session.phase == "finished"
+
+    # -- plumbing --------------------------------------------------------------------
+    def clock(self) -> float:
+        return round(self.session.now(), 3)
+
+    def emit(self, event) -> None:
+        for f in list(self.listeners):
+            f(event)
+
+    def say(self, text: str, level: str = "info") -> None:
+        if level == "warn" and self.feedback and self.feedback[-1][1:] == (level, text):
+            return  # the same refusal again (e.g. a wheel burst) is said once
+        self.feedback.append((self.clock(), level, text))
+        self.emit(ev.Feedback(text, level))
+
+    def render(self) -> None:
+        self.plotter.render()
+
     def label(self, sid: str | None) -> str:
         if sid is None:
             return "-"
         s = self.atlas.structures.get(sid)
         return s.name if s else sid
 
-    # -- modes and tools ---------------------------------------------------------------
-    def set_mode(self, mode: str) -> None:
+    def _make_session(self, mode: str, seed: int | None = None) -> Session:
+        """A fresh session on the current case (recorded as it goes when there is a case)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
-        self.mode = mode
+        sc = self.case.scenario
+        path = None
+        seed = int(time.time() * 1000) % 2**31 if seed is None else int(seed)
+        if sc is not None and self.record:
+            path = new_recording_path(sc.id, seed)
+        s = Session.from_case(self.case, seed=seed, record_to=path, mode=mode, stop_on_danger=True)
+        s.listeners.append(self._on_session_event)
+        return s
+
+    def _refused_finished(self) -> bool:
+        if self.finished:
+            self.say(FINISHED_TEXT, "warn")
+            return True
+        return False
+
+    def _call(self, fn, *args):
+        """A session call; what the session refuses is said, never raised at the trainee."""
+        if self._refused_finished():
+            return None
+        try:
+            return fn(*args)
+        except SessionError as e:
+            self.say(str(e), "warn")
+            return None
+
+    # -- modes and tools ---------------------------------------------------------------
+    def set_mode(self, mode: str) -> None:
+        """Change the mode. Leaving an exam ends the attempt (scored as it stands, recorded);
+        entering an exam after the attempt began starts a clean exam attempt."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+        if mode == self.mode:
+            return
+        s = self.session
+        began = bool(s.needles or s.palpations or s.marked_segments or s.quiz_results)
+        if mode == "exam" and self.scenario is not None and not self.finished and began:
+            self.say("Exam mode starts a new attempt: the practice attempt is closed.", "warn")
+            self.new_attempt(mode="exam")
+            return
+        try:
+            ended = s.set_mode(mode)
+        except SessionError as e:
+            self.say(str(e), "warn")
+            return
+        self._after_mode()
+        if ended:
+            self.say(f"The exam ended when the mode was changed to {mode}; it is scored as it stood.", "warn")
+            self._finished()
+
+    def _after_mode(self) -> None:
         if not self.labels_visible:
             self.hover_text = None
             self.overlay.clear_highlight()
@@ -185,25 +297,37 @@ class Controller:
         if not self.settings.targets_shown:
             self.targets_visible = False
         self._apply_targets()
-        self.emit("mode", mode=mode)
+        self.emit(ev.ModeChanged(self.mode))
         if self.needles:
-            self.emit("needle", readout=self.readout())
+            self.emit(ev.NeedleChanged(self.readout()))
 
     def set_tool(self, tool: str) -> None:
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}")
         self.tool = tool
-        self.emit("tool", tool=tool)
+        self.emit(ev.ToolChanged(tool))
 
     def set_needle_length(self, length_mm: float) -> None:
         self.needle_spec = Needle(float(length_mm), self.needle_spec.gauge_mm)
-        self.emit("needle_spec", length=length_mm)
+        self.emit(ev.NeedleSpecChanged(length_mm))
 
     # -- views and layers ---------------------------------------------------------------
     def view(self, name: str) -> None:
         apply_preset(self.plotter, self.atlas, name)
-        self.emit("view", view=name)
+        self.emit(ev.ViewChanged(name))
         self.render()
+
+    def case_view(self) -> str:
+        """The preset view that frames the case's region (its first target's), else posterior."""
+        for t in self.targets:
+            s = self.atlas.structures.get(t.structure)
+            v = REGION_VIEW.get(getattr(s, "region", None) or "")
+            if v is not None:
+                return v
+        return "posterior"
+
+    def frame_case(self) -> None:
+        self.view(self.case_view())
 
     def set_kind_opacity(self, kind: str, opacity: float) -> None:
         self.scene.set_kind_opacity(kind, opacity)
@@ -224,7 +348,11 @@ class Controller:
         self.render()
 
     def select_structure(self, sid: str | None, focus: bool = False) -> None:
-        """Highlight one structure (from the list or a click); ``focus`` aims the camera at it."""
+        """Highlight one structure (from the list or a click); ``focus`` aims the camera at it.
+        Names are hidden in quiz and exam mode, so nothing is selected there."""
+        if sid is not None and not self.labels_visible:
+            self.say("Structures cannot be looked up in quiz and exam mode.", "warn")
+            return
         if self.selected is not None:
             self.overlay.clear_highlight([self.selected])
             self._apply_targets()
@@ -238,7 +366,7 @@ class Controller:
                 cam.focal_point = tuple(c)
                 cam.position = tuple(c + off / np.linalg.norm(off) * 650.0)
                 self.plotter.reset_camera_clipping_range()
-        self.emit("selected", sid=sid)
+        self.emit(ev.Selected(sid))
         self.render()
 
     # -- picking -------------------------------------------------------------------------
@@ -262,7 +390,7 @@ class Controller:
         else:
             sid = self.pick(x, y)
             self.hover_text = self.label(sid) if sid else None
-        self.emit("hover", text=self.hover_text)
+        self.emit(ev.Hover(self.hover_text))
         return self.hover_text
 
     def on_click(self, x: float, y: float) -> None:
@@ -280,7 +408,7 @@ class Controller:
                 return
             if self.labels_visible:
                 self.select_structure(sid)
-            self.emit("clicked", sid=sid)
+            self.emit(ev.Clicked(sid if self.labels_visible else None))
 
     def on_wheel(self, steps: int, fine: bool = False) -> bool:
         """Mouse wheel: advances (+) or withdraws (-) the active needle in the needle tool.
@@ -302,10 +430,18 @@ class Controller:
 
     # -- needles ---------------------------------------------------------------------------
     @property
-    def current(self) -> PlacedNeedle | None:
+    def current(self) -> NeedleView | None:
         return None if self.active is None else self.needles[self.active]
 
-    def place_needle_ray(self, origin, direction) -> PlacedNeedle | None:
+    def _need_needle(self, what: str) -> NeedleView | None:
+        n = self.current
+        if n is None:
+            self.say(f"No needle to {what}: press N and click the skin to place one.", "warn")
+        return n
+
+    def place_needle_ray(self, origin, direction) -> NeedleView | None:
+        if self._refused_finished():
+            return None
         hit = self.index.snap_to_skin(origin, direction)
         if hit is None:
             self.say("That click missed the body: click on the skin to set the entry point.", "warn")
@@ -314,15 +450,17 @@ class Controller:
             self.say("This atlas has no skin surface; the needle enters at the first surface hit.", "warn")
         return self.place_needle_at(hit.point, hit.normal)
 
-    def place_needle_at(self, entry, normal_out, medial_deg: float = 0.0, caudal_deg: float = 0.0) -> PlacedNeedle:
+    def place_needle_at(self, entry, normal_out, medial_deg: float = 0.0, caudal_deg: float = 0.0):
         """Poise a needle on the skin (not yet in): aim freely, then advance to puncture."""
+        if self._refused_finished():
+            return None
         entry = np.asarray(entry, float)
         normal = np.asarray(normal_out, float) / np.linalg.norm(normal_out)
         side = "midline" if abs(entry[0]) < 1.0 else ("left" if entry[0] > 0 else "right")
         d = self._direction(entry, normal, side, medial_deg, caudal_deg)
         glyph = NeedleGlyph(self.plotter, self.needle_spec.length_mm)
-        n = PlacedNeedle(entry, d, normal, side, glyph, self.needle_spec.length_mm, medial_deg=medial_deg,
-                         caudal_deg=caudal_deg)
+        n = NeedleView(self.session, glyph, normal, side, self.needle_spec.length_mm, entry, d,
+                       medial_deg=medial_deg, caudal_deg=caudal_deg)
         self.needles.append(n)
         self._activate(len(self.needles) - 1)
         self.say(f"Needle {len(self.needles)} ({self.needle_spec.length_mm:g} mm) on the skin. "
@@ -342,46 +480,35 @@ class Controller:
 
     def select_next_needle(self) -> None:
         if not self.needles:
+            self.say("No needles placed yet: press N and click the skin.", "warn")
             return
         self._activate(0 if self.active is None else (self.active + 1) % len(self.needles))
         self._update()
 
-    def _call(self, fn, *args):
-        """A session call; what the session refuses is said, never raised at the trainee."""
-        if self.session.finished is not None:
-            self.say("This attempt is finished and scored: start a new attempt (File > New attempt).", "warn")
-            return None
-        try:
-            return fn(*args)
-        except SessionError as e:
-            self.say(str(e), "warn")
-            return None
-
-    def _sync(self, n: PlacedNeedle) -> None:
-        p = self.session.needles[n.k].poses[-1]
-        n.entry, n.direction, n.depth = np.asarray(p.entry), np.asarray(p.direction), float(p.depth)
-
     def aim(self, d_medial: float = 0.0, d_caudal: float = 0.0) -> None:
         """Change the angle. Once through the skin this is a redirection: the needle is first
         withdrawn to the subcutaneous layer (as a practitioner must)."""
-        n = self.current
-        if n is None:
+        n = self._need_needle("aim")
+        if n is None or self._refused_finished():
             return
         med = float(np.clip(n.medial_deg + d_medial, -MAX_AIM_DEG, MAX_AIM_DEG))
         cau = float(np.clip(n.caudal_deg + d_caudal, -MAX_AIM_DEG, MAX_AIM_DEG))
+        if not (d_medial or d_caudal):
+            return
+        if (med, cau) == (n.medial_deg, n.caudal_deg):
+            self.say(f"The needle is already at the steepest angle ({MAX_AIM_DEG:g} degrees).", "warn")
+            return
         try:
             d = self._direction(n.entry, n.normal, n.side, med, cau)
         except NeedleError as e:
             self.say(str(e), "warn")
             return
         if n.k is None:
-            n.direction = d
+            n.poised_direction = d
         else:
             before = n.depth
             if self._call(self.session.redirect, n.k, d) is None:
                 return
-            self._sync(n)
-            n.stopped = None
             if before > REDIRECT_DEPTH_MM:
                 self.say(f"Redirected: withdrawn to {REDIRECT_DEPTH_MM:g} mm and re-aimed.")
         n.medial_deg, n.caudal_deg = med, cau
@@ -404,69 +531,82 @@ class Controller:
 
         n.medial_deg = angle(np.array([1.0, 0, 0]) if n.side != "left" else np.array([-1.0, 0, 0]))
         n.caudal_deg = angle(np.array([0, 0, -1.0]))
-        n.direction = d
+        n.poised_direction = d
         self._update()
         return dist
 
     def advance(self, mm: float = STEP_MM) -> None:
-        n = self.current
-        if n is None:
+        n = self._need_needle("advance")
+        if n is None or self._refused_finished():
             return
         if n.stopped:
             self.say(f"Attempt stopped: {n.stopped} Withdraw (Down) or remove the needle (Delete).", "danger")
             return
         if n.k is None:
-            k = self._call(self.session.insert_needle, n.entry, n.direction, float(mm), n.length_mm,
+            k = self._call(self.session.insert_needle, n.poised_entry, n.poised_direction, float(mm), n.length_mm,
                            self.needle_spec.gauge_mm)
             if k is None:
                 return
             n.k = k
         elif self._call(self.session.advance, n.k, float(mm)) is None:
             return
-        self._sync(n)
-        self._update()
+        self._moved(n)
 
     def withdraw(self, mm: float = STEP_MM) -> None:
-        n = self.current
-        if n is None or n.k is None:
+        n = self._need_needle("withdraw")
+        if n is None or self._refused_finished():
             return
+        if n.k is None:
+            self.say("The needle is only resting on the skin: there is nothing to withdraw.", "warn")
+            return
+        was = n.stopped
         if self._call(self.session.withdraw, n.k, float(mm)) is None:
             return
-        self._sync(n)
-        self._update()
-        if n.stopped and not n.traversal.breaches:
-            n.stopped = None
+        self._moved(n)
+        if was and not n.stopped:
             self.say("Out of the danger structure. Redirect (A/D, W/S) before advancing again.")
-            self.emit("needle", readout=self.readout())
+            self.emit(ev.NeedleChanged(self.readout()))
 
     def piston(self) -> None:
         """A small in-and-out movement at the same spot (how twitches are provoked)."""
-        n = self.current
-        if n is None or n.k is None or n.stopped:
+        n = self._need_needle("piston")
+        if n is None or self._refused_finished():
+            return
+        if n.k is None:
+            self.say("Advance the needle through the skin before pistoning (T).", "warn")
+            return
+        if n.stopped:
+            self.say(f"Attempt stopped: {n.stopped} Withdraw (Down) or remove the needle (Delete).", "danger")
             return
         if self._call(self.session.piston, n.k, 3.0) is None:
             return
-        self._sync(n)
-        self._update()
+        tr = n.traversal
+        tip = tr.structure_at_tip if tr is not None else None
+        if tip is None or self.atlas.structures[tip].kind != "muscle":
+            self.say("Pistoned between structures: a twitch comes only from inside a muscle's taut band.",
+                     "warn")
+        self._moved(n)
 
     def redirect(self) -> None:
         """Withdraw to the subcutaneous layer keeping the angle (then re-aim and advance)."""
-        n = self.current
-        if n is None or n.k is None:
+        n = self._need_needle("redirect")
+        if n is None or self._refused_finished():
+            return
+        if n.k is None:
+            self.say("The needle is not in yet: aim it with A/D and W/S, then advance.", "warn")
             return
         if self._call(self.session.redirect, n.k, n.direction) is None:
             return
-        self._sync(n)
-        n.stopped = None
         self.say(f"Withdrawn to the subcutaneous layer ({REDIRECT_DEPTH_MM:g} mm) to redirect.")
-        self._update()
+        self._moved(n)
 
     def remove_needle(self) -> None:
-        n = self.current
-        if n is None:
+        n = self._need_needle("remove")
+        if n is None or self._refused_finished():
             return
-        if n.k is not None and not self.session.needles[n.k].removed and self.session.finished is None:
-            self._call(self.session.remove, n.k)
+        if n.k is not None and not self.session.needles[n.k].removed:
+            if self._call(self.session.remove, n.k) is None:
+                return
         n.glyph.remove()
         k = self.active
         self.needles.pop(k)
@@ -474,54 +614,49 @@ class Controller:
         self._activate(len(self.needles) - 1 if self.needles else None)
         self._update()
 
-    # -- the live readout -------------------------------------------------------------
+    # -- the live readout (the session's trace of the last move) -----------------------
+    def _moved(self, n: NeedleView) -> None:
+        """After a needle move: say what the move entered (the session traced it once)."""
+        for sid, harm, depth in list(self.session.entered):
+            self._danger(n, sid, harm, depth)
+        self._update()
+
     def _update(self) -> None:
         n = self.current
         if n is None:
-            self.emit("needle", readout=None)
+            self.emit(ev.NeedleChanged(None))
             self.render()
             return
-        tr = self.index.query(n.entry, n.direction, n.depth)
-        n.depth = float(tr.depth)  # bone stops the needle (the session keeps the same depth)
-        now = {b.structure for b in tr.breaches}
-        new = now - n.breached
-        n.breached = now  # leaving a danger structure and re-entering it is a new event
-        n.traversal = tr
-        for b in tr.breaches:
-            if b.structure in new:
-                self._danger(n, b)
-        mc = tr.min_clearance
+        tr = n.traversal
+        mc = tr.min_clearance if tr is not None else None
         n.glyph.update(n.entry, n.direction, n.depth)
         n.glyph.set_warning(clearance_colour(mc.shaft_mm if mc else None))
-        self.emit("needle", readout=self.readout())
+        self.emit(ev.NeedleChanged(self.readout()))
         self.render()
 
-    def _danger(self, n: PlacedNeedle, b) -> None:
-        what = self.label(b.structure)
-        text = {
-            "pneumothorax": "the needle went through the pleura into the lung: risk of pneumothorax.",
-            "cord injury": "the needle entered the spinal canal: risk of spinal cord injury.",
-            "vascular injury": "the needle entered a major blood vessel.",
-            "nerve injury": "the needle entered a nerve: risk of nerve injury.",
-            "organ puncture": "the needle punctured an organ.",
-        }.get(b.harm, f"the needle entered a danger structure ({b.harm}).")
-        self.emit("danger", structure=b.structure, harm=b.harm, depth=b.depth, text=text)
-        if self.mode == "practice":
-            n.stopped = f"{what} at {b.depth:.0f} mm - {text}"
-            self.say(f"STOP: {what} at {b.depth:.0f} mm - {text} Withdraw the needle.", "danger")
+    def _danger(self, n: NeedleView, sid: str, harm: str, depth: float) -> None:
+        text = danger_text(harm)
+        self.emit(ev.Danger(sid, harm, depth, text))
+        if n.stopped:
+            what = self.label(sid) if self.labels_visible else "a danger structure"
+            self.say(f"STOP: {what} at {depth:.0f} mm - {text} Withdraw the needle.", "danger")
         else:
-            self.say(f"Danger event recorded ({b.harm}); it counts against the exam.", "danger")
+            self.say(f"Danger event recorded ({harm}); it counts against the score.", "danger")
 
     def readout(self) -> dict | None:
         n = self.current
-        if n is None or n.traversal is None:
+        if n is None:
             return None
         tr = n.traversal
-        mc = tr.min_clearance
         hide = not self.labels_visible
-        layers = [self.label(s) for s in tr.layers]
-        tip_kind = self.atlas.structures[tr.structure_at_tip].kind if tr.structure_at_tip in self.atlas.structures else None
-        resistance, feel = self.session.physiology.feel(tr.structure_at_tip, tip_kind, tr.bone_contact is not None)
+        if tr is None:  # poised on the skin: nothing traced yet
+            tip_id, layers, bone, mc, tip_text = None, [], None, None, "on the skin"
+        else:
+            tip_id, bone, mc = tr.structure_at_tip, tr.bone_contact, tr.min_clearance
+            layers = [self.label(s) for s in tr.layers]
+            tip_text = self._tip_text(tr)
+        tip_kind = self.atlas.structures[tip_id].kind if tip_id in self.atlas.structures else None
+        resistance, feel = self.session.physiology.feel(tip_id, tip_kind, bone is not None)
         return {
             "needle": self.active + 1,
             "count": len(self.needles),
@@ -530,20 +665,20 @@ class Controller:
             "medial_deg": n.medial_deg,
             "caudal_deg": n.caudal_deg,
             "tilt_deg": n.tilt_deg,
-            "tip": "(hidden)" if hide else self._tip_text(tr),
-            "tip_id": tr.structure_at_tip,
+            "tip": "(hidden)" if hide else tip_text,
+            "tip_id": tip_id,
             "layers": ["(hidden)"] if hide and layers else layers,
-            "bone": tr.bone_contact is not None,
+            "bone": bone is not None,
             "resistance": resistance,  # what the needle hand feels (grasp shown as resistance)
             "feel": feel,
-            "grasped": resistance >= GRASP_RESISTANCE and tr.bone_contact is None,
+            "grasped": resistance >= GRASP_RESISTANCE and bone is None,
             "clearance_mm": None if mc is None else mc.shaft_mm,
             "clearance_of": None if mc is None else (mc.harm if hide else self.label(mc.structure)),
             "clearance_colour": clearance_colour(mc.shaft_mm if mc else None),
             "stopped": n.stopped,
         }
 
-    def _tip_text(self, tr: Traversal) -> str:
+    def _tip_text(self, tr) -> str:
         if tr.bone_contact is not None:
             return f"on bone: {self.label(tr.bone_contact.structure)}"
         if tr.structure_at_tip:
@@ -552,176 +687,74 @@ class Controller:
             return "on the skin"
         return "between structures (fascia / connective tissue)"
 
-    # -- scenario ---------------------------------------------------------------------------
+    # -- cases and attempts --------------------------------------------------------------------
     def load_scenario(self, name_or_path, mode: str | None = None):
-        """Load a scenario (library id or file) against the atlas; raises ScenarioError.
+        """Open a case (library id or file) the one way (:func:`~imssim.core.case.open_case`:
+        the patient's body build and its index); raises ScenarioError. The current attempt
+        is replaced only once the new case has opened."""
+        case = open_case(name_or_path, self.bodies)
+        self._take_case(case, mode or case.scenario.modes.default)
+        return case.scenario
 
-        The current needles and findings are cleared only once the new case has loaded."""
-        from ..core.scenario import load_scenario
+    def _take_case(self, case: Case, mode: str, session: Session | None = None) -> None:
+        old = self.case.atlas
+        self._clear_view()
+        self.session.close()
+        self.case = case
+        if case.atlas is not old:  # another body build: the scene shows its skin and fat
+            self.scene.update_meshes(case.atlas, [s.id for s in case.atlas if s.kind in ("skin", "subcutaneous")])
+        self.session = session if session is not None else self._make_session(mode)
+        if session is not None:
+            session.listeners.append(self._on_session_event)
+        if case.scenario is not None:
+            self.emit(ev.CaseOpened(case.scenario))
+        self.emit(ev.AttemptStarted(self.mode, resumed=session is not None))
+        self._after_mode()
+        self._update()
 
-        sc = load_scenario(name_or_path, self.atlas)
-        self.use_habitus(sc.patient.habitus)
-        self._reset()
-        self._take_scenario(sc)
-        self._new_session(sc)
-        self.set_mode(mode or sc.modes.default)
-        self.emit("scenario", scenario=sc)
-        return sc
+    def new_attempt(self, mode: str | None = None):
+        """Start the same case again: a fresh session and recording, nothing carried over."""
+        self._take_case(self.case, mode or self.mode)
+        return self.scenario
 
-    def _take_scenario(self, sc) -> None:
-        """Make ``sc`` the window's case: its targets and the palpable loci of its findings."""
-        from ..core.scenario import derive_targets, resolve_locus
-
-        targets = derive_targets(sc, self.atlas)
-        loci = []
-        for f in sc.patient.findings:
-            if f.kind not in ("tender_point", "taut_band"):
-                continue
-            p = None
-            if f.locus is not None:
-                try:
-                    p = np.asarray(resolve_locus(f.locus, self.atlas, f.structure), float)
-                except Exception:  # noqa: BLE001 - an unplaceable locus falls back to the structure
-                    p = None
-            loci.append((f, p))
-        self.scenario, self.targets, self._loci = sc, targets, loci
-
-    def use_habitus(self, habitus: str | None) -> bool:
-        """Switch to the patient's body build (lean, average, obese): the built-in atlas's
-        skin and fat for that build, in the scene and in the tissue index (kept per build,
-        so switching back is instant). Atlases without builds are left as they are.
-        Returns True if the atlas changed."""
-        new, index = self._habitus_atlas(habitus)
-        self._prepared.pop(habitus, None)
-        if new is self.atlas:
-            return False
-        self._indexes[self.atlas.meta.get("habitus")] = self.index
-        self.atlas, self.index = new, index
-        self.scene.update_meshes(new, [s.id for s in new if s.kind in ("skin", "subcutaneous")])
-        self.emit("atlas", atlas=new, habitus=habitus)
-        self.render()
-        return True
-
-    def _habitus_atlas(self, habitus: str | None):
-        """(atlas, index) for the body build ``habitus`` without switching to it (the
-        current ones when the atlas has no builds or already is that build)."""
-        have = self.atlas.meta.get("habitus")
-        if habitus is None or have is None or habitus == have:
-            return self.atlas, self.index
-        cached = self._prepared.get(habitus)
-        if cached is not None:
-            return cached
-        from ..core import store
-
-        new = store.load_atlas(self.atlas.name, habitus=habitus)
-        if new.meta.get("habitus") != habitus:
-            return self.atlas, self.index
-        index = self._indexes.get(habitus)
-        if index is None:
-            self.say(f"Preparing the {habitus} build (skin and fat) ...")
-            index = TissueIndex(new)
-        self._prepared[habitus] = (new, index)
-        return new, index
-
-    def new_attempt(self):
-        """Start the same case again (a fresh session and recording)."""
-        if self.scenario is None:
-            self._reset()
-            self.session = Session(self.atlas, None, index=self.index)
-            self.session.listeners.append(self._on_session_event)
-            self.emit("needle", readout=None)
-            return None
-        return self.load_scenario(self.scenario.path or self.scenario.id, mode=self.mode)
-
-    def _reset(self) -> None:
+    def _clear_view(self) -> None:
         for n in self.needles:
             n.glyph.remove()
         self.needles, self.active = [], None
-        self.session.close()
         self.overlay.clear_highlight()
         self.overlay.clear_markers("palpation")
         self.overlay.clear_markers("missed")
-        self.palpated, self.marked_segments, self.quiz_answers = [], [], {}
+        self.missed_labels = []
         self.quiz_pending = None
         self.feedback.clear()
-        self.report = None
         self.selected = None
-
-    def _new_session(self, sc, seed: int | None = None) -> Session:
-        """A fresh session on the case, recorded as it goes (JSON lines, flushed every record)."""
-        seed = int(time.time() * 1000) % 2**31 if seed is None else int(seed)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = recordings_dir() / f"{sc.id}-{stamp}-{seed}.jsonl"
-        self.session = Session(self.atlas, sc, seed=seed, index=self.index, record_to=path)
-        self.session.listeners.append(self._on_session_event)
-        self.recording_path = path
-        return self.session
+        self.targets_visible = False
 
     def resume(self, recording_path) -> Session:
-        """Continue an interrupted session: its recorded actions are replayed into a new
-        session (same case and seed, so the same responses) that keeps recording.
-
-        The replay is the core's (:func:`~imssim.core.session.resume_session`, the same path
-        as ``imssim replay``): actions refused live are skipped, and nothing here changes
-        (current session, case, recording files) unless the whole replay succeeded."""
-        from ..core.recording import read_recording
-        from ..core.scenario import load_scenario
-        from ..core.session import resume_session
-
-        rec = read_recording(recording_path)
-        h = rec.header
-        src = h.get("scenario_path") or h.get("scenario")
-        if not src or not isinstance(src, str):
-            raise SessionError(f"{recording_path}: the recording names no scenario")
-        sc = load_scenario(src, self.atlas)
-        atlas, index = self._habitus_atlas(sc.patient.habitus)
-        if atlas is not self.atlas:
-            sc = load_scenario(src, atlas)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = recordings_dir() / f"{sc.id}-{stamp}-{int(h.get('seed', 0))}-resumed.jsonl"
-        k = 1
-        while path.exists():
-            k += 1
-            path = path.with_name(f"{sc.id}-{stamp}-{int(h.get('seed', 0))}-resumed-{k}.jsonl")
-        session = resume_session(rec, atlas, sc, path, index=index)
-        # it worked: now the window takes the resumed case and session
-        self.use_habitus(sc.patient.habitus)
-        self._reset()
-        self._take_scenario(sc)
-        self.session = session
-        self.recording_path = session.recorder.path if session.recorder is not None else path
-        self.session.listeners.append(self._on_session_event)
-        self.set_mode(sc.modes.default)
-        self.emit("scenario", scenario=sc)
-        for k, trk in enumerate(self.session.needles):
+        """Continue an interrupted session (the core's :func:`~imssim.core.session.resume_case`:
+        the same replay as ``imssim replay``); nothing here changes unless it succeeded."""
+        case, session = resume_case(recording_path, self.bodies)
+        self._take_case(case, session.mode, session=session)
+        for k, trk in enumerate(session.needles):
             if trk.removed:
                 continue
             p = trk.poses[-1]
             hit = self.index.snap_to_skin(np.asarray(p.entry) - np.asarray(p.direction) * 50.0, p.direction)
             normal = hit.normal if hit is not None else -np.asarray(p.direction)
-            n = PlacedNeedle(np.asarray(p.entry), np.asarray(p.direction), normal,
-                             "left" if p.entry[0] > 0 else "right", NeedleGlyph(self.plotter, trk.needle.length_mm),
-                             trk.needle.length_mm, k=k, depth=p.depth)
-            self.needles.append(n)
+            self.needles.append(NeedleView(session, NeedleGlyph(self.plotter, trk.needle.length_mm), normal,
+                                           "left" if p.entry[0] > 0 else "right", trk.needle.length_mm,
+                                           np.asarray(p.entry), np.asarray(p.direction), k=k))
         self._activate(len(self.needles) - 1 if self.needles else None)
-        # what else the trainee did: palpation markers, the segment call, quiz answers
-        items = self.quiz
-        for a in rec.actions:
-            if a.get("name") == "palpate" and a.get("point") is not None and a.get("normal") is not None:
-                self.palpate_at(a["point"], a["normal"], record=False)
-            elif a.get("name") == "answer":
-                k = next((j for j, q in enumerate(items) if str(q.id or j) == str(a.get("item"))), None)
-                if k is None and str(a.get("item")).isdigit():
-                    k = int(a["item"])
-                if k is not None and k < len(items):
-                    ans = a.get("answer")
-                    self.answer_quiz(k, ans if items[k].type == "multiple_choice" else (ans or None), record=False)
-        self.marked_segments = list(self.session.marked_segments)
-        self.emit("segments", segments=list(self.marked_segments))
-        self.say(f"Resumed: {len(rec.actions)} recorded actions replayed, {len(self.needles)} needle(s) in place.",
+        for pr in session.palpations:
+            self._palpation_marker(pr)
+        self.emit(ev.SegmentsChanged(tuple(session.marked_segments)))
+        for i in session.quiz_results:
+            self.emit(ev.QuizChanged(i))
+        skipped = f" ({len(session.skipped)} refused live, skipped)" if session.skipped else ""
+        self.say(f"Resumed: the recorded actions were replayed{skipped}; {len(self.needles)} needle(s) in place.",
                  "good")
         self._update()
-        return self.session
+        return session
 
     # -- the patient's responses ------------------------------------------------------------
     EVENT_LEVEL = {"grasp": "info", "painless": "info", "bone_contact": "warn", "nerve": "danger",
@@ -736,11 +769,10 @@ class Controller:
             name = self.label(e.structure)
             text = text.replace(f"the {name}", "the muscle").replace(name, "the structure")
         if e.kind == "twitch":
-            self.emit("twitch", structure=e.structure, needle=e.needle, amplitude=float(e.data.get("amplitude", 0.5)),
-                      duration=float(e.data.get("duration_s", 0.3)), text=text)
+            self.emit(ev.Twitch(e.structure, e.needle, float(e.data.get("amplitude", 0.5)),
+                                float(e.data.get("duration_s", 0.3)), text))
         elif e.kind == "release":
-            self.emit("release", structure=e.structure, needle=e.needle, text=text,
-                      delay=max(0.0, e.t - self.session.now()))
+            self.emit(ev.Release(e.structure, e.needle, text, max(0.0, e.t - self.session.now())))
             return  # said when the twitch has settled
         self.say(text, self.EVENT_LEVEL.get(e.kind, "info"))
 
@@ -756,12 +788,16 @@ class Controller:
 
     def finish(self):
         """End the attempt: the scoring engine's report (also written to the recording)."""
-        if self.report is not None:
+        if self.finished:
             return self.report
-        self.report = self.session.finish()
-        self.show_missed()
-        self.emit("report", report=self.report)
+        self.session.finish()
+        self._finished()
         return self.report
+
+    def _finished(self) -> None:
+        self.quiz_pending = None
+        self.show_missed()
+        self.emit(ev.Finished(self.report, self.session.ended_by))
 
     def missed_targets(self) -> list:
         if self.report is None:
@@ -785,78 +821,71 @@ class Controller:
         for p in points:
             self.overlay.add_marker("missed", p, colour=(1.0, 0.45, 0.0), radius=5.0)
         self.missed_labels = group_labels(points, [t.name for t in missed])
+        anchors = [a for a, _ in self.missed_labels]
+        if anchors and not in_view(self.plotter, anchors):
+            # a label off the view is no help: show the whole body, where every target lies
+            self.view("posterior")
         for anchor, text in self.missed_labels:
             self.overlay.add_label("missed", anchor, text)
         self.render()
 
+    # -- palpation, segment, targets --------------------------------------------------------
     def palpate_ray(self, origin, direction) -> list[dict]:
+        if self._refused_finished():
+            return []
         hit = self.index.snap_to_skin(origin, direction)
         if hit is None:
             self.say("Palpate on the skin: that click missed the body.", "warn")
             return []
         return self.palpate_at(hit.point, hit.normal)
 
-    def palpate_at(self, point, normal_out, record: bool = True) -> list[dict]:
-        """Press on the skin at ``point``: the scenario's tender points and taut bands under
-        the fingers (within a locus radius, or the finding's muscle lying under the skin).
-        ``record=False`` only shows it again (a resumed session's palpations)."""
+    def palpate_at(self, point, normal_out) -> list[dict]:
+        """Press on the skin at ``point``: the session finds and records what is under the
+        fingers (the case's tender points and taut bands, the muscle there)."""
         if self.scenario is None:
-            self.say("Load a scenario to palpate a patient (Ctrl+O).", "warn")
+            self.say("Open a case to palpate a patient (Ctrl+O).", "warn")
             return []
-        point = np.asarray(point, float)
-        inward = -np.asarray(normal_out, float) / np.linalg.norm(normal_out)
-        tr = self.index.query(point, inward, 70.0)
-        under = [iv.structure for iv in tr.intervals]
-        found = []
-        for f, p in self._loci:
-            if p is not None:
-                v = p - point
-                lateral = np.linalg.norm(v - (v @ inward) * inward)
-                hit = lateral <= (f.locus.radius_mm + 10.0) and -5.0 <= v @ inward <= 90.0
-            else:
-                hit = f.structure is not None and f.structure in under
-            if hit:
-                found.append({"kind": f.kind, "text": f.description, "structure": f.structure})
-        muscle = next((sid for sid in under if self.atlas.structures[sid].kind == "muscle"), None)
-        if muscle is not None and (not record or self.session.finished is None):
-            if record:  # recorded (with where on the skin); the physiology says how it feels
-                pf = self._call(self.session.palpate, muscle, None, point, normal_out)
-            else:
-                pf = self.session.feel(muscle)
-            if pf is not None and pf.tender and not found:
-                found.append({"kind": "taut_band" if pf.taut_band else "tender_point", "structure": muscle,
-                              "text": "Tender, with a taut, ropy band; the patient flinches."
-                              + (f" ({self.label(muscle)})" if self.labels_visible else "")})
-        colour = (1.0, 0.55, 0.0) if found else (0.55, 0.6, 0.65)
-        self.overlay.add_marker("palpation", point, colour=colour, radius=4.0 if found else 2.5)
-        if found:
-            for r in found:
-                r["point"] = point
-                self.palpated.append(r)
-                what = {"tender_point": "Tender point", "taut_band": "Taut band"}.get(r["kind"], "Finding")
-                if record:
-                    self.say(f"{what}: {r['text']}", "good")
-        else:
-            self.palpated.append({"kind": "none", "text": "", "structure": None, "point": point})
-            if record:
-                self.say("Nothing remarkable under your fingers here.")
-        self.emit("palpation", found=found, point=point)
-        if record:
-            self.render()
+        r = self._call(self.session.palpate_at, point, normal_out)
+        if r is None:
+            return []
+        found = [dict(f) for f in r.found]
+        for f in found:
+            if f["text"].startswith("Tender, with a taut") and self.labels_visible and f["structure"]:
+                f["text"] += f" ({self.label(f['structure'])})"
+            what = {"tender_point": "Tender point", "taut_band": "Taut band"}.get(f["kind"], "Finding")
+            self.say(f"{what}: {f['text']}", "good")
+        if not found:
+            self.say("Nothing remarkable under your fingers here.")
+        self._palpation_marker(r)
+        self.render()
         return found
+
+    def _palpation_marker(self, r) -> None:
+        colour = (1.0, 0.55, 0.0) if r.found else (0.55, 0.6, 0.65)
+        self.overlay.add_marker("palpation", r.point, colour=colour, radius=4.0 if r.found else 2.5)
+        self.emit(ev.Palpated(tuple(r.found), r.point))
 
     def mark_segment(self, segment: str, on: bool = True) -> None:
         """The trainee's call on the involved segment(s) (recorded for scoring)."""
         from ..core.atlas import segment_index
 
-        segment_index(segment)
-        if on and segment not in self.marked_segments:
-            self.marked_segments.append(segment)
-        if not on and segment in self.marked_segments:
-            self.marked_segments.remove(segment)
-        if self.scenario is not None and self.session.finished is None:
-            self._call(self.session.mark_segments, list(self.marked_segments))  # recorded, reported
-        self.emit("segments", segments=list(self.marked_segments))
+        if self.scenario is None:
+            self.say("Open a case to call its segment (Ctrl+O).", "warn")
+            return
+        segment = str(segment).strip().upper()
+        try:
+            segment_index(segment)
+        except Exception:  # noqa: BLE001 - said, not raised
+            self.say(f"{segment!r} is not a spinal segment (e.g. C7, T12, L5, S1).", "warn")
+            return
+        segs = list(self.session.marked_segments)
+        if on and segment not in segs:
+            segs.append(segment)
+        if not on and segment in segs:
+            segs.remove(segment)
+        if self._call(self.session.mark_segments, segs) is None:
+            return
+        self.emit(ev.SegmentsChanged(tuple(self.session.marked_segments)))
 
     def show_targets(self, on: bool) -> None:
         """Colour the scenario's targets (practice mode, when the scenario allows it)."""
@@ -878,31 +907,22 @@ class Controller:
     def ask_quiz(self, i: int) -> None:
         """Show question ``i``; a pick-structure question waits for a click on the body."""
         q = self.quiz[i]
-        self.quiz_pending = i if q.type == "pick_structure" else None
+        self.quiz_pending = i if q.type == "pick_structure" and not self.finished else None
         if self.quiz_pending is not None:
             self.set_tool("look")
-        self.emit("quiz_question", index=i)
+        self.emit(ev.QuizChanged(i))
 
-    def answer_quiz(self, i: int, answer, record: bool = True) -> dict:
+    def answer_quiz(self, i: int, answer) -> dict | None:
         """Answer question ``i``: choice index/indices, or a structure id (pick questions).
-        ``record=False`` only shows a resumed session's answer again."""
-        q = self.quiz[i]
-        if q.type == "multiple_choice":
-            given = sorted({int(a) for a in (answer if isinstance(answer, (list, tuple, set)) else [answer])})
-            correct = given == sorted(q.answers)
-            shown = ", ".join(q.choices[g] for g in given)
-        else:
-            given = answer
-            correct = answer is not None and answer in q.answer
-            shown = "nothing" if answer is None else self.label(answer)
+        The session grades it (the same rule as the score); the verdict shown is the session's."""
+        if self._call(self.session.answer_quiz, i, answer) is None:
+            return None
+        if self.quiz[i].type != "multiple_choice":
             self.quiz_pending = None
-        if record and self.session.finished is None:
-            self._call(self.session.answer_quiz, i, given if q.type == "multiple_choice" else (answer or ""))
-        r = {"index": i, "answer": given, "shown": shown, "correct": correct, "explanation": q.explanation}
-        self.quiz_answers[i] = r
-        if record:
-            self.say(("Right: " if correct else f"Not quite ({shown}): ") + q.explanation, "good" if correct else "warn")
-        self.emit("quiz_answer", **r)
+        r = self.quiz_answers[i]
+        self.say(("Right: " if r["correct"] else f"Not quite ({r['shown']}): ") + r["explanation"],
+                 "good" if r["correct"] else "warn")
+        self.emit(ev.QuizChanged(i))
         return r
 
     # -- keyboard -------------------------------------------------------------------------
