@@ -373,7 +373,7 @@ class TissueIndex:
         self._nat_args = (nd["lo"], nd["hi"], nd["child"], nd["start"], nd["count"], nd["tri"], nd["tri_owner"])
         self._nat_dargs = (nd["dlo_n"], nd["dhi_n"], nd["dchild"], nd["dstart"], nd["dcount"], nd["dtri"])
         self._nat_flags = (self.is_bone.astype(np.bool_), self.watertight.astype(np.bool_),
-                           self.priority.astype(np.int64), self.is_fat.astype(np.bool_))
+                           np.rint(self.priority * 2).astype(np.int64), self.is_fat.astype(np.bool_))
         self._open_boxes64 = np.ascontiguousarray(self.open_boxes, dtype=np.float64).reshape(-1, 2, 3)
         self._tls = threading.local()  # per-thread result buffers (queries from several threads)
         self._native = native
