@@ -15,7 +15,8 @@ def test_atlas_info_json(capsys, atlas):
     d = json.loads(capsys.readouterr().out)
     assert d["structures"] == len(atlas)
     assert d["by_kind"]["muscle"] >= 150
-    assert any(a["licence"] == "Apache-2.0" for a in d["attributions"])
+    assert any(a["licence"] == "CC BY-SA 2.1 JP" and "BodyParts3D" in a["attribution"] for a in d["attributions"])
+    assert d["muscle_sources"]["BodyParts3D"] > 300 and "deltoid" in d["muscle_sources"]["layer (reconstructed on the BodyParts3D bones)"]
 
 
 def test_atlas_list_filters(capsys, atlas):

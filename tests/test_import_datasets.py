@@ -112,8 +112,8 @@ def test_new_muscles_have_cited_innervation():
     for m, (nerve, root) in want.items():
         f = lookup(m)
         assert f.nerve.startswith(nerve) and root in f.roots and any("Gray" in s for s in f.sources), m
-    # the gemelli are parts of the built-in 'gemelli' and align with it
-    assert vhm_identity("VHM_Right_Muscle_SuperiorGemellus_smooth.stl").match == "gemelli_r"
+    # the built-in body has each gemellus as its own structure: they align by id
+    assert vhm_identity("VHM_Right_Muscle_SuperiorGemellus_smooth.stl").id == "gemellus_superior_r"
 
 
 # ---- folders -----------------------------------------------------------------------

@@ -117,7 +117,7 @@ def build(progress: Progress = _noop) -> Atlas:
         hi = 0.2 + 0.8 * (i + 1) / max(len(STAGES), 1)
         progress(f"stage {stage.__name__.strip('_')}", lo)
         # a stage reports its own 0-1; the user sees it within the stage's share (monotone)
-        stage(atlas, lambda m, f, lo=lo, hi=hi: progress(m, lo + (hi - lo) * min(max(f, 0.0), 1.0)))
+        stage(atlas, lambda m, f, lo=lo, hi=hi: progress(m, min(lo + (hi - lo) * min(max(f, 0.0), 1.0), 1.0)))
     from .geometry import is_watertight
 
     for s in atlas:  # recorded once here so every index built later can trust it
