@@ -48,7 +48,11 @@ def read_text(path, max_bytes: int = MAX_BYTES) -> str:
         if size > max_bytes:
             raise SafeFileError(path, None, "", f"file is {size} bytes, over the {max_bytes}-byte limit")
         with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
+            # read(n) allocates n bytes up front: ask for the file's size (+1 to see growth),
+            # not the cap, or every small file would cost max_bytes (256 MiB for a recording)
+            data = f.read(min(size, max_bytes) + 1)
+            if len(data) > size:  # grew while we looked: read on to the cap
+                data += f.read(max_bytes + 1 - len(data))
     except OSError as e:
         raise SafeFileError(path, None, "", f"cannot read: {e.strerror or e}") from None
     if len(data) > max_bytes:  # grew while we looked
