@@ -224,4 +224,6 @@ def test_fat_reaches_the_first_muscle_over_the_back(atlas, index):
     gaps = np.array(gaps)
     assert len(gaps) > 80
     assert np.mean(np.abs(gaps) < 1.0) > 0.9, np.percentile(gaps, [50, 90])
-    assert tips_in_fat == len(gaps)
+    # (on the BodyParts3D body one ray in ~120 stops where a thin fascicle sheet starts
+    # inside the fat's deep surface: the tip is then in that muscle, not in fat)
+    assert tips_in_fat >= 0.98 * len(gaps), (tips_in_fat, len(gaps))
