@@ -34,7 +34,7 @@ VALID = {
     "diagnosis": {"condition": "chronic low back pain", "segments": ["L5"], "side": "right"},
     "supersensitive_muscles": [
         {"structure": "gluteus_medius_r", "supersensitivity": 0.8,
-         "trigger_loci": [{"fraction": 0.3, "radius_mm": 10}, {"xyz": [-100, 180, 930]}]},
+         "trigger_loci": [{"fraction": 0.3, "radius_mm": 10}, {"xyz": [-108, -62, 885]}]},
     ],
     "targets": {"derive": True, "level_tolerance": 1, "add": [{"structure": "piriformis_r", "weight": 2}],
                 "remove": ["semitendinosus_r"]},

@@ -20,7 +20,8 @@ def test_slice_outlines_cross_the_needle_where_the_traversal_enters_and_leaves(a
     for iv in muscles + [tr.intervals[0]]:  # each muscle, and the skin
         xs = np.array(sl.crossings_on_needle(iv.structure))
         assert len(xs), (iv.structure, plane)
-        assert np.min(np.abs(xs - iv.exit_depth)) < 0.5, (iv.structure, iv.exit_depth, xs)
+        if iv.exited:  # the tip's own structure has no exit crossing
+            assert np.min(np.abs(xs - iv.exit_depth)) < 0.5, (iv.structure, iv.exit_depth, xs)
         if iv.entry_depth > 0.5:
             assert np.min(np.abs(xs - iv.entry_depth)) < 0.5, (iv.structure, iv.entry_depth, xs)
     # drawn from the surface inwards: skin before fat before muscle before bone
