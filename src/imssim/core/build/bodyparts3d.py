@@ -77,12 +77,6 @@ FMA_TO_KEY = {
     "iliocostalis thoracis": "iliocostalis (thoracic part)",
     "longissimus thoracis": "longissimus (thoracic part)",
 }
-#: Ids the earlier built-in atlas used, kept as aliases so old cases still read.
-OLD_IDS = {
-    "iliocostalis (lumbar part)": "iliocostalis_lumbar_part",
-    "iliocostalis (thoracic part)": "iliocostalis_thoracic_part",
-    "longissimus (thoracic part)": "longissimus_thoracic_part",
-}
 
 
 def slug(s: str) -> str:

@@ -68,8 +68,7 @@ def base(progress: Progress = _noop) -> Atlas:
             pre = f"{side} " if side in ("left", "right") else ""
             if level:
                 aliases += (f"{pre}{d['key']} at {level}", f"{d['key']} {level} {side}")
-            sfx = d["id"][-2:] if side in ("left", "right") else ""
-            aliases += tuple(f"{pre}{a}" for a in f.aliases) + tuple(f"{a}{sfx}" for a in d.get("old_ids", []))
+            aliases += tuple(f"{pre}{a}" for a in f.aliases)
         vhm |= "vhm" in (d.get("route") or "")
         structures.append(
             Structure(
