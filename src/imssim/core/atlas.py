@@ -28,6 +28,7 @@ KINDS = (
     "nerve",
     "vessel",
     "canal",
+    "connective",
 )
 SIDES = ("left", "right", "midline")
 #: Harms a danger structure stands for.
@@ -235,6 +236,8 @@ class Atlas:
         self.landmarks: dict[str, Landmark] = {}
         self.attributions: list[Attribution] = list(attributions)
         self.meta: dict = dict(meta or {})
+        #: named voxel volumes kept with the atlas (e.g. ``fill``: the tissue between the meshes)
+        self.volumes: dict[str, np.ndarray] = {}
         self._index: dict[str, str] = {}
         self._lm_index: dict[str, str] = {}
         for s in structures:
@@ -391,6 +394,7 @@ class Atlas:
                 faces=np.concatenate(faces) if faces else np.zeros((0, 3), np.int32),
                 voff=voff,
                 foff=foff,
+                **{f"vol_{k}": v for k, v in self.volumes.items()},
             )
         tmp.replace(path)
         return path
@@ -410,6 +414,7 @@ class Atlas:
                     raise ValueError("header is not a byte string")
                 header = loads_json(bytes(raw).decode("utf-8"), f"{path}: header")
                 V, F, voff, foff = z["vertices"], z["faces"], z["voff"], z["foff"]
+                volumes = {k[4:]: z[k] for k in z.files if k.startswith("vol_")}
         except Exception as e:  # noqa: BLE001 - any failure to read is a corrupt file
             raise AtlasFileError(f"{path}: not a readable imssim atlas ({type(e).__name__}: {e})") from None
         if not isinstance(header, dict) or header.get("format") != cls.FORMAT_VERSION:
@@ -445,6 +450,11 @@ class Atlas:
                     raise ValueError(f"landmark {lm.get('id')!r}: position is not three finite numbers")
                 lm["position"] = tuple(float(x) for x in pos)
                 atlas.add_landmark(Landmark(**lm))
+            for k, vol in volumes.items():
+                want = _typed(atlas.meta.get(k), dict, f"meta.{k}").get("shape")
+                if vol.ndim != 3 or list(vol.shape) != list(want or ()):
+                    raise ValueError(f"volume {k!r} has shape {vol.shape}, header says {want}")
+                atlas.volumes[k] = vol
         except Exception as e:  # noqa: BLE001 - header keys/types, shapes, ranges
             raise AtlasFileError(f"{path}: damaged imssim atlas ({type(e).__name__}: {e})") from None
         return atlas

@@ -42,6 +42,7 @@ SHAFT_STEP_MM = 1.0  # the shaft is sampled this densely for its clearance (erro
 BATCH_COARSE_STEP_MM = 4.0  # batch clearances: the coarse pass samples the shaft this densely
 FAT_TO_FASCIA_MM = 40.0  # fat extends over gaps up to this long to the first muscle (see _fat_to_fascia)
 MAX_HITS = 256
+FILL_STEP_MM = 0.5  # the fill grid is sampled this densely along a gap
 NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
 
 #: Tip-structure priority: the most specific kind wins when several contain the tip.
@@ -158,6 +159,19 @@ class _Buffers:
         self.cl_shaft = np.empty(n_danger)
         self.cl_tip = np.empty(n_danger)
         self.tail = ()
+
+
+def _merge_runs(ivs: list[Interval]) -> list[Interval]:
+    """Join an interval to the one before it when both are the same structure and touch."""
+    out: list[Interval] = []
+    for iv in ivs:
+        if out and out[-1].structure == iv.structure and iv.entry_depth <= out[-1].exit_depth + EPS:
+            p = out[-1]
+            out[-1] = Interval(p.structure, p.kind, p.entry_depth, max(p.exit_depth, iv.exit_depth),
+                               iv.exited if iv.exit_depth >= p.exit_depth else p.exited)
+        else:
+            out.append(iv)
+    return out
 
 
 def _shaft_mm(c: Clearance) -> float:
@@ -321,7 +335,12 @@ class TissueIndex:
         self.priority = np.array([KIND_PRIORITY.get(k, 0) + (0.5 if k == "muscle" and getattr(s, "level", None) else 0.0)
                                   for k, s in zip(self.kinds, structs)])
         tris, owner = [], []
+        # tissue between the meshes (build/fill.py) is answered from its voxel grid: its
+        # drawing meshes stay out of the ray casting
+        self.is_fill = np.array([bool(s.meta.get("fill")) for s in structs], dtype=bool)
         for i, s in enumerate(structs):
+            if self.is_fill[i]:
+                continue
             tris.append(s.vertices[s.faces])
             owner.append(np.full(len(s.faces), i, dtype=np.int32))
         self.triangles = np.concatenate(tris).astype(np.float32)
@@ -341,7 +360,7 @@ class TissueIndex:
         self.skin_ids = {i for i, s in enumerate(structs) if s.kind == "skin"}
         # bones only ever stop the needle (first surface crossing), so their closedness
         # does not matter; other open meshes always go through the winding-number fallback
-        self.open_ids = np.nonzero(~self.watertight & ~self.is_bone)[0]
+        self.open_ids = np.nonzero(~self.watertight & ~self.is_bone & ~self.is_fill)[0]
         self.open_boxes = np.array([[structs[i].vertices.min(axis=0), structs[i].vertices.max(axis=0)]
                                     for i in self.open_ids]).reshape(-1, 2, 3)
         self.coincident = self._coincident_table()
@@ -357,7 +376,115 @@ class TissueIndex:
         self._danger_cache: dict[int, tuple] | None = None
         self._own: dict[int, object] = {}
         self._normal_trees: dict[int, tuple] = {}
+        self._init_fill(atlas)
         self._build_native()
+
+    # -- the tissue between the meshes ------------------------------------------------
+    def _init_fill(self, atlas: Atlas) -> None:
+        """The fill grid (build/fill.py): a label per 2 mm voxel for the space no mesh covers."""
+        vol = atlas.volumes.get("fill") if hasattr(atlas, "volumes") else None
+        head = atlas.meta.get("fill")
+        self._fill = None
+        self.fat_reach = FAT_TO_FASCIA_MM
+        if vol is None or not isinstance(head, dict):
+            return
+        fat = next((i for i, s in enumerate(self.ids) if self.kinds[i] == "subcutaneous"), -1)
+        lut = np.full(len(head["labels"]), -1, np.int64)
+        for k, sid in enumerate(head["labels"]):
+            if k == 0:
+                continue
+            i = self._sidx.get(sid, -1)
+            if i < 0 and sid == "subcutaneous":
+                i = fat
+            lut[k] = i
+        self._fill = vol
+        self._fill_lut = lut
+        self._fill_o = np.asarray(head["origin"], float)
+        self._fill_h = float(head["h"])
+        self._fill_hi = np.array(vol.shape) - 1
+        self._relabel = {self._sidx[r] for r in head.get("relabel", ()) if r in self._sidx}
+        self.fat_reach = 0.0  # the grid says where the fat ends and the fascia begins
+
+    def fill_at(self, points) -> np.ndarray:
+        """Structure index (into :attr:`ids`) of the tissue between the meshes at each point
+        (-1 outside the body or without a fill grid)."""
+        P = np.asarray(points, float).reshape(-1, 3)
+        if self._fill is None:
+            return np.full(len(P), -1, np.int64)
+        ijk = np.rint((P - self._fill_o) / self._fill_h).astype(np.int64)
+        ok = np.all((ijk >= 0) & (ijk <= self._fill_hi), axis=1)
+        out = np.full(len(P), -1, np.int64)
+        if ok.any():
+            q = ijk[ok]
+            out[ok] = self._fill_lut[self._fill[q[:, 0], q[:, 1], q[:, 2]]]
+        return out
+
+    def _runs(self, e, d, a: float, b: float) -> list[tuple[int, float, float]]:
+        """(structure, from, to) runs of the fill grid along the shaft between depths a and b."""
+        n = max(1, int(math.ceil((b - a) / FILL_STEP_MM)))
+        t = a + (np.arange(n) + 0.5) * ((b - a) / n)
+        lab = self.fill_at(e + np.outer(t, d))
+        cut = np.flatnonzero(lab[1:] != lab[:-1]) + 1
+        starts = np.concatenate([[0], cut])
+        ends = np.concatenate([cut, [n]])
+        edges = np.concatenate([[a], (t[:-1] + t[1:]) / 2, [b]])
+        return [(int(lab[i]), float(edges[i]), float(edges[j])) for i, j in zip(starts.tolist(), ends.tolist())]
+
+    def _between(self, e, d, intervals: list[Interval], at_tip: list[str], actual: float):
+        """Name the tissue between the meshes along the shaft (in the gaps the meshes leave,
+        from the fill grid), and the aponeurotic part of a relabelled muscle.
+
+        A gap with skin on both sides, or before the first skin crossing, or after the
+        needle has left through the skin, is outside the body and stays empty."""
+        if self._fill is None:
+            return intervals, at_tip
+        skin = "skin"
+        ivs = sorted(intervals, key=lambda iv: (iv.entry_depth, iv.exit_depth))
+        out: list[Interval] = []
+        kinds = self.kinds
+        ids = self.ids
+        if self._relabel:
+            for iv in ivs:
+                si = self._sidx[iv.structure]
+                if si in self._relabel:
+                    runs = self._runs(e, d, iv.entry_depth, iv.exit_depth)
+                    if any(r[0] >= 0 and r[0] != si and kinds[r[0]] == "connective" for r in runs):
+                        for k, (lab, x, y) in enumerate(runs):
+                            s2 = lab if lab >= 0 and kinds[lab] == "connective" else si
+                            last = k == len(runs) - 1
+                            out.append(Interval(ids[s2], str(kinds[s2]), x, y, iv.exited or not last))
+                        continue
+                out.append(iv)
+            ivs = _merge_runs(out)
+            out = []
+        # the gaps
+        cover_end = 0.0
+        gaps: list[tuple[float, float, Interval | None, Interval | None]] = []
+        prev: Interval | None = None
+        for iv in ivs:
+            if iv.entry_depth > cover_end + EPS:
+                gaps.append((cover_end, iv.entry_depth, prev, iv))
+            if iv.exit_depth >= cover_end:
+                cover_end = iv.exit_depth
+                prev = iv
+        if actual > cover_end + EPS:
+            gaps.append((cover_end, actual, prev, None))
+        added: list[Interval] = []
+        for a, b, before, after in gaps:
+            if before is None or before.kind == skin and (after is None or after.kind == skin):
+                continue  # outside the skin
+            for lab, x, y in self._runs(e, d, a, b):
+                if lab < 0:
+                    continue
+                at_end = y >= actual - EPS and after is None
+                added.append(Interval(ids[lab], str(kinds[lab]), x, y, not at_end))
+        merged = _merge_runs(sorted(ivs + added, key=lambda iv: (iv.entry_depth, iv.exit_depth))) if added else ivs
+        if not at_tip and actual > 0:
+            # the tip in no mesh: the grid names it (the same rule as query_batch)
+            lab = int(self.fill_at(e + d * actual)[0])
+            if lab >= 0:
+                at_tip = [ids[lab]]
+        return merged, at_tip
 
     # -- the compiled engine ----------------------------------------------------------
     def _build_native(self) -> None:
@@ -385,7 +512,7 @@ class TissueIndex:
         if b is None:
             b = self._tls.b = _Buffers(len(self._dkeys), self._native.MAX_HITS)
             nd = self._nat
-            b.tail = (TOUCH_MM, EPS, FAT_TO_FASCIA_MM, b.iv_s, b.iv_a, b.iv_b, b.iv_in, b.tip_s, b.buf_t, b.buf_s,
+            b.tail = (TOUCH_MM, EPS, self.fat_reach, b.iv_s, b.iv_a, b.iv_b, b.iv_in, b.tip_s, b.buf_t, b.buf_s,
                       *self._nat_dargs, nd["droots"], nd["dbox_lo"], nd["dbox_hi"], NEARBY_MM, b.cl_shaft, b.cl_tip)
         return b
 
@@ -597,7 +724,11 @@ class TissueIndex:
         tip_l = b.tip_s[:nt].tolist()
         tip_set = set(tip_l)
         at_tip = [ids[s] for s in tip_l]
+        if self._fill is not None:
+            intervals, at_tip = self._between(e, d, intervals, at_tip, actual)
         breaches, seen = [], set()
+        if self._fill is not None:
+            ivs = [self._sidx[iv.structure] for iv in intervals]
         for s, iv in zip(ivs, intervals):
             if harm[s] and s not in seen:
                 seen.add(s)
@@ -741,6 +872,9 @@ class TissueIndex:
         at_tip.sort(key=lambda s: (-self.priority[s], -entry_of.get(self.ids[s], 0.0), s))
         actual = t_tip - back
         tip = e + d * actual
+        if self._fill is not None:
+            intervals, tip_ids = self._between(e, d, intervals, [self.ids[s] for s in at_tip], actual)
+            at_tip = [self._sidx[s] for s in tip_ids]
         breaches = [
             Breach(iv.structure, self.harm[self._sidx[iv.structure]], iv.entry_depth)
             for iv in intervals
@@ -785,13 +919,13 @@ class TissueIndex:
                      if j != k and iv.entry_depth >= fat.exit_depth - EPS]
             if after:
                 nxt, j = min(after)
-                if nxt - fat.exit_depth > FAT_TO_FASCIA_MM:
+                if nxt - fat.exit_depth > self.fat_reach:
                     return
                 intervals[k] = Interval(fat.structure, fat.kind, fat.entry_depth, max(nxt, fat.exit_depth), True)
                 # more of the fat mesh further on (a fold): the layer goes on from there
                 k = j if intervals[j].kind == "subcutaneous" else None
             else:
-                if actual - fat.exit_depth <= FAT_TO_FASCIA_MM:
+                if actual - fat.exit_depth <= self.fat_reach:
                     intervals[k] = Interval(fat.structure, fat.kind, fat.entry_depth, actual, exited=False)
                     if self._sidx[fat.structure] not in at_tip:
                         at_tip.append(self._sidx[fat.structure])
@@ -939,6 +1073,9 @@ class TissueIndex:
             for sid in self.query(p, d, 0.0, stop_at_bone=False).at_tip:
                 votes[sid] = votes.get(sid, 0) + 1
         inside = [sid for sid, n in votes.items() if n >= 2]
+        if not inside and self._fill is not None:
+            lab = int(self.fill_at(p)[0])
+            return [self.ids[lab]] if lab >= 0 else []
         return sorted(inside, key=lambda sid: -self.priority[self._sidx[sid]])
 
     # -- batches ----------------------------------------------------------------------
@@ -1045,7 +1182,7 @@ class TissueIndex:
             self._native.needles_batch(*self._nat_args, *self._nat_flags, self.is_harm, self._open_boxes64,
                                        self.lo, self.hi, np.ascontiguousarray(E[order]),
                                        np.ascontiguousarray(D[order]), np.ascontiguousarray(dep[order]),
-                                       bool(stop_at_bone), TOUCH_MM, EPS, FAT_TO_FASCIA_MM, *tmp)
+                                       bool(stop_at_bone), TOUCH_MM, EPS, self.fat_reach, *tmp)
             for a, t in zip(outs, tmp):
                 a[order] = t
         for i in np.nonzero(status != 0)[0]:
@@ -1057,4 +1194,8 @@ class TissueIndex:
                 breach[i] = self._sidx[tr.breaches[0].structure]
                 breach_depth[i] = tr.breaches[0].depth
         tips = E + D * depth_out[:, None]
+        if self._fill is not None:
+            miss = np.flatnonzero((tip_struct < 0) & (depth_out > 0))
+            if len(miss):
+                tip_struct[miss] = self.fill_at(tips[miss])
         return BatchResult(depth_out, tips, tip_struct, bone_out, breach, breach_depth)

@@ -16,7 +16,7 @@ from typing import Callable
 from ..atlas import Atlas, Attribution, Structure
 from ..data import meshes_dir
 from ..innervation import all_muscles
-from . import added_muscles, bodyparts3d, danger, landmarks, skin
+from . import added_muscles, bodyparts3d, danger, fill, landmarks, skin
 
 Progress = Callable[[str, float], None]
 
@@ -103,10 +103,15 @@ def _danger(atlas: Atlas, progress: Progress) -> None:
     danger.add_danger_structures(atlas, progress)
 
 
+def _fill(atlas: Atlas, progress: Progress) -> None:
+    fill.add_fill(atlas, progress)
+
+
 #: Stages run in order after the shipped base; each adds to the atlas in place.
 #: Landmarks come first (they only need bones; the danger structures are placed by
-#: them), the skin last (it wraps every bone and muscle).
-STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _added_muscles, _danger, _skin]
+#: them), then the skin (it wraps every bone and muscle), and last the tissue between the
+#: meshes (it labels what all the others leave empty).
+STAGES: list[Callable[[Atlas, Progress], None]] = [_landmarks, _added_muscles, _danger, _skin, _fill]
 
 
 def build(progress: Progress = _noop) -> Atlas:

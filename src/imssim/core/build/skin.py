@@ -229,6 +229,7 @@ def for_habitus(atlas: Atlas, habitus: str = "average") -> Atlas:
     if not habitus_variants(atlas):
         return atlas
     out = Atlas(atlas.name, attributions=atlas.attributions, meta={**atlas.meta, "habitus": habitus})
+    out.volumes = atlas.volumes
     for s in atlas:
         if "@" in s.id:
             kind, h = s.id.split("@", 1)
