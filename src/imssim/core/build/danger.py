@@ -94,6 +94,7 @@ def _edt(mask: np.ndarray, h: float) -> np.ndarray:
 #: voxel size h (origins at multiples of h), and manifolds, by structure
 _SOLIDS: dict = {}
 _MANIFOLDS: dict = {}
+_BOUNDS: dict = {}
 
 
 def _grid(lo, hi, h: float) -> vx.Grid:
@@ -210,10 +211,17 @@ def _vf(man) -> tuple[np.ndarray, np.ndarray]:
     return v, _outward(v, np.asarray(m.tri_verts, np.int32))
 
 
+def _bounds(s: Structure) -> np.ndarray:
+    key = (s.id, id(s.vertices))
+    if key not in _BOUNDS:
+        _BOUNDS[key] = s.bounds
+    return _BOUNDS[key]
+
+
 def _overlapping(structs, lo, hi, pad=2.0):
     out = []
     for s in structs:
-        b = s.bounds
+        b = _bounds(s)
         if (b[0] <= hi + pad).all() and (b[1] >= lo - pad).all():
             out.append(s)
     return out
@@ -233,7 +241,9 @@ def cut_free(v, f, others) -> tuple[np.ndarray, np.ndarray, float]:
 
     man = _manifold(v, f)
     vol0 = man.volume()
-    near = _overlapping(others, v.min(0), v.max(0))
+    lo, hi = v.min(0) - 3.0, v.max(0) + 3.0
+    near = [s for s in _overlapping(others, lo, hi)
+            if np.all((s.vertices >= lo) & (s.vertices <= hi), axis=1).any()]  # a vertex near the tube
     if not near:
         return v, f, 0.0
     res = m3d.Manifold.batch_boolean([man] + [_structure_manifold(s) for s in near], m3d.OpType.Subtract)
@@ -953,8 +963,8 @@ def kidneys(atlas: Atlas, spine: Spine | None = None) -> list[Structure]:
             off = np.indices((2 * r + 1,) * 3).reshape(3, -1).T - r
             q = np.linalg.solve(ax, (off * h).T).T
             off = off[(q**2).sum(1) <= 1]
-            for ddx in np.arange(-12, 13, 4.0):
-                for ddy in np.arange(-24, 5, 4.0):
+            for ddx in (-12.0, -6.0, 0.0, 6.0, 12.0):
+                for ddy in (-24.0, -18.0, -12.0, -6.0, 0.0, 4.0):
                     for ddz in (-6.0, 0.0, 6.0):
                         c = c0 + np.array([sx * ddx, ddy, ddz])
                         ijk = g.index(c) + off
@@ -1198,3 +1208,4 @@ def add_danger_structures(atlas: Atlas, progress=lambda m, f: None) -> None:
     finally:
         _SOLIDS.clear()
         _MANIFOLDS.clear()
+        _BOUNDS.clear()
