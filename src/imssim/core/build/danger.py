@@ -325,7 +325,8 @@ def _enclosed_point(m, grid: vx.Grid, axes, region, reach_mm: float, min_score: 
 # -- the spine: foramina measured on the real vertebrae --------------------------------
 
 
-LEVELS = tuple(f"C{i}" for i in range(1, 8)) + tuple(f"T{i}" for i in range(1, 13)) + tuple(f"L{i}" for i in range(1, 6))
+LEVELS = (tuple(f"C{i}" for i in range(1, 8)) + tuple(f"T{i}" for i in range(1, 13))
+          + tuple(f"L{i}" for i in range(1, 6)))
 
 
 @dataclass
@@ -405,7 +406,8 @@ class Spine:
             z0, z1 = np.percentile(v[:, 2], [15, 85])
             for side, sx in (("r", -1.0), ("l", 1.0)):
                 d = sx * (P[..., 0] - self.midline_x)
-                region = (d > 9) & (d < 35) & (P[..., 2] > z0) & (P[..., 2] < z1) & (np.abs(P[..., 1] - fo.centre[1]) < 25)
+                region = ((d > 9) & (d < 35) & (P[..., 2] > z0) & (P[..., 2] < z1)
+                          & (np.abs(P[..., 1] - fo.centre[1]) < 25))
                 res = _enclosed_point(m, g, (0, 1), region, 8.0)
                 if res is not None:
                     out[(lv, side)] = res
@@ -450,7 +452,11 @@ class Spine:
             m = solid_voxels(parts, g)
             P = g.points(np.indices(g.shape).reshape(3, -1).T).reshape(*g.shape, 3)
             zt = fo.z_lo + 0.3 * (fo.z_hi - fo.z_lo)  # below the upper pedicle's middle
-            zb = self.foramina[down].z_hi - 0.3 * (self.foramina[down].z_hi - self.foramina[down].z_lo) if down in self.foramina else su.vertices[:, 2].min() - 12
+            if down in self.foramina:  # above the lower pedicle's middle
+                fd = self.foramina[down]
+                zb = fd.z_hi - 0.3 * (fd.z_hi - fd.z_lo)
+            else:
+                zb = su.vertices[:, 2].min() - 12
             for side, sx in (("r", -1.0), ("l", 1.0)):
                 d = sx * (P[..., 0] - fo.centre[0])
                 # between the pedicles: just lateral to the canal's edge (the lateral recess,
@@ -498,7 +504,8 @@ def lungs(atlas: Atlas, spine: Spine | None = None) -> list[Structure]:
         return []
     r1 = np.vstack(r1)
     verts = [s for lv, s in spine.vertebrae.items() if lv[0] in "TL" or lv == "C7"]
-    ics = [s for s in atlas if s.kind == "muscle" and ("intercostal" in s.id or s.id.startswith("transversus_thoracis"))]
+    ics = [s for s in atlas
+           if s.kind == "muscle" and ("intercostal" in s.id or s.id.startswith("transversus_thoracis"))]
     dia = atlas.get("diaphragm")
     h = LUNG_VOXEL_MM
     rv = np.vstack([s.vertices for s in ribs])
@@ -552,7 +559,8 @@ def lungs(atlas: Atlas, spine: Spine | None = None) -> list[Structure]:
 
     # the outside: everything a ball of FLOOD_BALL_MM reaches from the grid's edge (found
     # on a 2x coarser grid; only gaps in the wall depend on it)
-    c2 = block[: nx // 2 * 2, : ny // 2 * 2, : nz // 2 * 2].reshape(nx // 2, 2, ny // 2, 2, nz // 2, 2).any(axis=(1, 3, 5))
+    c2 = block[: nx // 2 * 2, : ny // 2 * 2, : nz // 2 * 2]
+    c2 = c2.reshape(nx // 2, 2, ny // 2, 2, nz // 2, 2).any(axis=(1, 3, 5))
     free = _edt(~c2, 2 * h) >= FLOOD_BALL_MM
     lab, _n = ndimage.label(free)
     edge = np.unique(np.concatenate([lab[[0, -1]].ravel(), lab[:, [0, -1]].ravel(), lab[:, :, [0, -1]].ravel()]))
@@ -602,7 +610,8 @@ def lungs(atlas: Atlas, spine: Spine | None = None) -> list[Structure]:
     posterior = (np.abs(Xg - x0) < 14) & (Yg > vb - 30) & (Yg < vb + 12) & (Zg > z_dome - 20)
     za, zb = zc.get("T4", hz + 60), zc.get("T12", z_dome - 80)
     t = np.clip((zs - zb) / (za - zb), 0, 1)
-    aorta = (((Xg - (x0 + 3 + 13 * t)[None, None, :]) ** 2 + (Yg - (y_body + 4 - 4 * (1 - t))[None, None, :]) ** 2 <= 144.0)
+    ax_c, ay_c = (x0 + 3 + 13 * t)[None, None, :], (y_body + 4 - 4 * (1 - t))[None, None, :]
+    aorta = (((Xg - ax_c) ** 2 + (Yg - ay_c) ** 2 <= 144.0)
              & (Zg < za + 10) & (Zg > zb))
     r7 = [s.vertices for s in ribs if s.id.startswith("rib_7_")]
     r7 = np.vstack(r7) if r7 else rv
@@ -839,9 +848,9 @@ def _s1_course(atlas: Atlas, spine: Spine, sx: float) -> tuple[np.ndarray, np.nd
 
 
 def _s1_roots(atlas, spine, bones, sac_at) -> list[Structure]:
-    """S1: out of the sac at the L5-S1 disc, down through the sacrum's S1 foramen (the
-    shipped sacrum is solid: the part inside it is cut away) and over its pelvic surface
-    toward the greater sciatic notch."""
+    """S1: out of the sac at the L5-S1 level, forward over the top of S1 to the sacrum's
+    S1 anterior foramen (the shipped sacrum has no open canal or foramina), then over its
+    pelvic surface toward the greater sciatic foramen."""
     if "sacrum" not in atlas or "L5" not in spine.foramina:
         return []
     out = []
@@ -907,7 +916,8 @@ def vertebral_arteries(atlas: Atlas, spine: Spine | None = None) -> list[Structu
         name = "right" if side == "r" else "left"
         out.append(Structure(f"vertebral_artery_{side}", f"{name} vertebral artery", "vessel", name, "cervical", v, f,
                              harm="vascular injury", source=SRC,
-                             meta={"transverse_foramina": {lv: [round(float(x), 1) for x in p] for lv, (p, _r) in holes},
+                             meta={"transverse_foramina": {lv: [round(float(x), 1) for x in p]
+                                                           for lv, (p, _r) in holes},
                                    "cut_by_bone": round(cut, 4)}))
     return out
 
@@ -939,7 +949,8 @@ def kidneys(atlas: Atlas, spine: Spine | None = None) -> list[Structure]:
         ql, ps = atlas.structures.get(f"quadratus_lumborum_{sfx}"), atlas.structures.get(f"psoas_major_{sfx}")
         if ql is None or ps is None:
             continue
-        z_top = (spine.vertebrae["T11"].vertices[:, 2].min() + spine.vertebrae["T12"].vertices[:, 2].max()) / 2 - 5.0 + dz
+        t11, t12 = spine.vertebrae["T11"].vertices, spine.vertebrae["T12"].vertices
+        z_top = (t11[:, 2].min() + t12[:, 2].max()) / 2 - 5.0 + dz
         zc = z_top - L * 0.97
         band = lambda v: v[np.abs(v[:, 2] - zc) < 12]  # noqa: E731
         qv, pv = band(ql.vertices), band(ps.vertices)
@@ -951,8 +962,7 @@ def kidneys(atlas: Atlas, spine: Spine | None = None) -> list[Structure]:
         lo, hi = c0 - np.array([L + 35, L + 35, L + 35]), c0 + np.array([L + 35, L + 35, L + 35])
         h = 1.5
         g = _grid(lo, hi, h)
-        obst_s = [s for s in _overlapping([s for s in atlas if s.kind in ("bone", "muscle") or s.id.startswith("lung_")],
-                                          lo, hi)]
+        obst_s = _overlapping([s for s in atlas if s.kind in ("bone", "muscle") or s.id.startswith("lung_")], lo, hi)
         obst = solid_voxels(obst_s, g)
         best = None
         for yaw in (25.0, 40.0, 55.0):  # the hilum faces forward and in
