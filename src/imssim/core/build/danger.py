@@ -14,7 +14,7 @@ with the harm it stands for:
   the gaps the source leaves between the rib necks and transverse processes do not let the
   outside in), above the diaphragm's upper surface. The lung is that interior opened by a
   6 mm ball (nothing bulges into a small gap) and kept off the wall: the parietal pleura
-  lies 1.6-3.1 mm (median 2.3) inside the ribs and the intercostal muscles. A mediastinum
+  lies 1.7-3.1 mm (median 2.4) inside the ribs and the intercostal muscles. A mediastinum
   the source lacks is cut out (heart, great vessels, trachea and oesophagus, descending
   aorta, sternum), each sized from the cage and the vertebrae; any other muscle that
   reaches into the cage (the reconstructed pectoralis major, the scalenes) is kept out.
