@@ -186,9 +186,12 @@ def test_rhomboid_region_depths_match_published_ranges(atlas, index, obese_index
     2.7 +/- 0.5 cm in obesity.
 
     On the BodyParts3D body the skin-to-muscle depth is in the published range; the chest
-    wall lies deeper than published (~3.5 cm: the source's erector spinae lie between the
-    rhomboid and the ribs over the whole T3-T5 strip), so the chest-wall bound here is the
-    measured one, not the published one; "Between the layers" is to bring it to 2.1 cm."""
+    wall lies deeper than published (the source's erector spinae lie between the rhomboid
+    and the ribs over the whole T3-T5 strip: skin to rib measured 37-51 mm, median 40;
+    skin to pleura through the intercostal spaces 43-65 mm, median 48, the pleura lying
+    2 mm inside the ribs and intercostal muscles; both together median 47 mm), so the
+    chest-wall bound here is the measured one, not the published one; "Between the layers"
+    is to bring it to 2.1 cm."""
     pts = _rhomboid_region(atlas, index)
     m_avg, r_avg, p_avg = _depths(index, pts)
     m_ob, r_ob, p_ob = _depths(obese_index, pts)
@@ -197,7 +200,7 @@ def test_rhomboid_region_depths_match_published_ranges(atlas, index, obese_index
     assert len(pts) >= 10 and len(m_avg) == len(pts) and len(wall_avg) >= len(pts) // 2
     assert 8.0 <= np.median(m_avg) <= 16.0, m_avg  # published mean +/- 2 SD
     assert 12.0 <= np.median(m_ob) <= 24.0, m_ob
-    assert 17.0 <= np.median(wall_avg) <= 45.0, wall_avg
+    assert 17.0 <= np.median(wall_avg) <= 50.0, wall_avg
     # obesity adds depth everywhere (published: +6 mm to the muscle and to the rib)
     assert np.median(m_ob) - np.median(m_avg) >= 3.0
     assert np.median(wall_ob) - np.median(wall_avg) >= 3.0
@@ -225,12 +228,15 @@ def test_lungs_inside_the_rib_cage_slice_by_slice(atlas):
 
     rib = group_vertices(atlas, "ribcage")
     ztop = rib[:, 2].max()
+    # the cage: ribs and intercostal muscles (the source has no costal cartilages, so at
+    # the lower levels the front of the cage is the intercostal muscles between them)
+    wall = np.vstack([rib] + [s.vertices for s in atlas.find(kind="muscle") if "intercostal" in s.id])
     for sid in ("lung_r", "lung_l"):
         v = atlas.get(sid).vertices
         v = v[v[:, 2] < ztop - 25]  # below the apex, which rises above the first rib
         for z in np.arange(v[:, 2].min() + 5, v[:, 2].max(), 15.0):
             lv = v[np.abs(v[:, 2] - z) < 3][:, :2]
-            rs = rib[np.abs(rib[:, 2] - z) < 14][:, :2]
+            rs = wall[np.abs(wall[:, 2] - z) < 14][:, :2]
             if len(lv) == 0 or len(rs) < 10:
                 continue
             inside = Delaunay(rs).find_simplex(lv) >= 0

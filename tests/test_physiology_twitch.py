@@ -119,7 +119,7 @@ def test_nerve_pleura_and_bone_responses(index):
     # pleura: sharp pain and a cough now, breathlessness later
     from imssim.core.placements import parse
 
-    p = parse({"version": 1, "needles": [{"landmark": "T4_spinous", "lateral_mm": 45, "side": "right",
+    p = parse({"version": 1, "needles": [{"landmark": "T4_spinous", "lateral_mm": 45, "side": "right", "cranial_mm": 8,
                                           "direction": [0, -1, 0], "depth": 60, "length_mm": 75}]}, index)[0].placement
     s.insert_needle(p.entry, p.direction, p.depth, length_mm=75, t=2.0)
     kinds = [e.kind for e in s.events if e.t == 2.0]

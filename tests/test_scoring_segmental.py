@@ -67,7 +67,8 @@ def test_sentence_names_muscle_nerve_roots_and_segment(index, l5):
 
 
 def _t4_anterior(index):
-    doc = {"version": 1, "needles": [{"landmark": "T4_spinous", "lateral_mm": 45, "side": "right",
+    # through the intercostal space above the 5th rib (at the spinous tip's height the rib stops it)
+    doc = {"version": 1, "needles": [{"landmark": "T4_spinous", "lateral_mm": 45, "side": "right", "cranial_mm": 8,
                                       "direction": [0, -1, 0], "depth": 60, "length_mm": 75}]}
     return parse(doc, index)
 
@@ -78,7 +79,8 @@ def test_deep_needle_over_t4_aimed_anteriorly_breaches_pleura_and_fails(index, l
         r = grade_placements(index.atlas, l5, specs, index, batch=batch)
         b = r.metric("breaches")
         assert [x["structure"] for x in b.details] == ["lung_r"]
-        assert b.details[0]["harm"] == "pneumothorax" and 15 <= b.details[0]["depth_mm"] <= 45
+        # skin to pleura measured 48 mm there (thick erector spinae in the source)
+        assert b.details[0]["harm"] == "pneumothorax" and 40 <= b.details[0]["depth_mm"] <= 55
         assert r.safety_failed and not r.passed
         assert r.summary.startswith("FAIL (safety)")
 
