@@ -112,8 +112,10 @@ def test_posterior_needle_meets_rib_or_intercostal_before_the_lung(atlas, index,
         before = [iv for iv in tr.intervals if iv.exit_depth <= lung.entry_depth + 1e-6]
         t0 = max((iv.exit_depth for iv in before), default=0.0)
         ts = np.arange(t0, lung.entry_depth, 0.5)
-        near = wall_tree.query(e + d * ts[:, None])[0]
-        assert near.min() <= 5.0, (label, near.min())
+        if len(ts):
+            near = wall_tree.query(e + d * ts[:, None])[0]
+            assert near.min() <= 5.0, (label, near.min())
+        # (no gap: the fill grid names the window's tissue, issue "Between the layers")
         # the lung starts level with the wall's inner side, not inside the window
         assert wall_tree.query(e + d * lung.entry_depth)[0] <= 7.0, label
     assert windows <= 30

@@ -208,6 +208,8 @@ class Physiology:
             return 0.3, "skin"
         if tip_kind == "subcutaneous":
             return 0.05, "soft: fat"
+        if tip_kind == "connective":
+            return _connective_feel(tip_structure)
         if tip_kind in ("organ", "vessel", "nerve", "canal"):
             return 0.1, "gives way"
         return 0.0, "-"
@@ -321,3 +323,19 @@ class Physiology:
     def _name(self, sid: str) -> str:
         s = self.atlas.structures.get(sid)
         return s.name if s is not None else sid
+
+
+def _connective_feel(structure: str | None) -> tuple[float, str]:
+    """Fascia gives a pop as the needle goes through; ligaments and discs are firm and
+    gritty; the epidural space is a sudden loss of resistance (build/fill.py names them)."""
+    sid = structure or ""
+    if sid.startswith(("ligamentum_flavum", "interspinous_ligament")):
+        return 0.7, "firm: ligament"
+    if sid.startswith("intervertebral_disc"):
+        return 0.8, "firm and gritty: disc"
+    if sid == "epidural_space":
+        return 0.02, "sudden loss of resistance: epidural space"
+    if sid == "thoracolumbar_fascia":
+        return 0.45, "a pop and give: fascia"
+    return 0.1, "soft: fat and fascia between the muscles"
+

@@ -43,6 +43,7 @@ BATCH_COARSE_STEP_MM = 4.0  # batch clearances: the coarse pass samples the shaf
 FAT_TO_FASCIA_MM = 40.0  # fat extends over gaps up to this long to the first muscle (see _fat_to_fascia)
 MAX_HITS = 256
 FILL_STEP_MM = 0.5  # the fill grid is sampled this densely along a gap
+SEAM_MM = 1.0  # a gap between meshes shorter than this is a seam: the structure before spans it
 NORMAL_RADIUS_MM = 30.0  # the skin normal is averaged over this radius (a palm-sized patch)
 
 #: Tip-structure priority: the most specific kind wins when several contain the tip.
@@ -58,6 +59,7 @@ class Interval:
     entry_depth: float
     exit_depth: float
     exited: bool  # False if the structure still contains the tip
+    filled: bool = False  # named by the fill grid (the tissue between the meshes), not a mesh
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _merge_runs(ivs: list[Interval]) -> list[Interval]:
         if out and out[-1].structure == iv.structure and iv.entry_depth <= out[-1].exit_depth + EPS:
             p = out[-1]
             out[-1] = Interval(p.structure, p.kind, p.entry_depth, max(p.exit_depth, iv.exit_depth),
-                               iv.exited if iv.exit_depth >= p.exit_depth else p.exited)
+                               iv.exited if iv.exit_depth >= p.exit_depth else p.exited, p.filled and iv.filled)
         else:
             out.append(iv)
     return out
@@ -430,7 +432,7 @@ class TissueIndex:
         edges = np.concatenate([[a], (t[:-1] + t[1:]) / 2, [b]])
         return [(int(lab[i]), float(edges[i]), float(edges[j])) for i, j in zip(starts.tolist(), ends.tolist())]
 
-    def _between(self, e, d, intervals: list[Interval], at_tip: list[str], actual: float):
+    def _between(self, e, d, intervals: list[Interval], at_tip: list[str], actual: float, on_bone: bool = False):
         """Name the tissue between the meshes along the shaft (in the gaps the meshes leave,
         from the fill grid), and the aponeurotic part of a relabelled muscle.
 
@@ -452,10 +454,17 @@ class TissueIndex:
                         for k, (lab, x, y) in enumerate(runs):
                             s2 = lab if lab >= 0 and kinds[lab] == "connective" else si
                             last = k == len(runs) - 1
-                            out.append(Interval(ids[s2], str(kinds[s2]), x, y, iv.exited or not last))
+                            out.append(Interval(ids[s2], str(kinds[s2]), x, y, iv.exited or not last, s2 != si))
                         continue
                 out.append(iv)
-            ivs = _merge_runs(out)
+            # a piece of the relabelled muscle touching the fascia it became is fascia too
+            tl = [iv for iv in out if iv.kind == "connective"]
+            for k, iv in enumerate(out):
+                if self._sidx[iv.structure] in self._relabel and any(
+                        abs(iv.entry_depth - f.exit_depth) < 1.0 or abs(iv.exit_depth - f.entry_depth) < 1.0 for f in tl):
+                    f = tl[0]
+                    out[k] = Interval(f.structure, f.kind, iv.entry_depth, iv.exit_depth, iv.exited, True)
+            ivs = _merge_runs(sorted(out, key=lambda iv: (iv.entry_depth, iv.exit_depth)))
             out = []
         # the gaps
         cover_end = 0.0
@@ -473,14 +482,20 @@ class TissueIndex:
         for a, b, before, after in gaps:
             if before is None or before.kind == skin and (after is None or after.kind == skin):
                 continue  # outside the skin
-            for lab, x, y in self._runs(e, d, a, b):
+            if b - a < SEAM_MM and before.kind != skin:
+                # a seam between meshes, finer than the grid: the structure before goes on
+                runs = [(self._sidx[before.structure], a, b)]
+            else:
+                runs = self._runs(e, d, a, b)
+            for lab, x, y in runs:
                 if lab < 0:
                     continue
                 at_end = y >= actual - EPS and after is None
-                added.append(Interval(ids[lab], str(kinds[lab]), x, y, not at_end))
+                added.append(Interval(ids[lab], str(kinds[lab]), x, y, not at_end, True))
         merged = _merge_runs(sorted(ivs + added, key=lambda iv: (iv.entry_depth, iv.exit_depth))) if added else ivs
-        if not at_tip and actual > 0:
-            # the tip in no mesh: the grid names it (the same rule as query_batch)
+        if not at_tip and actual > 0 and not on_bone:
+            # the tip in no mesh: the grid names it (the same rule as query_batch); on bone
+            # the readout names the bone and the muscle above it (scoring.muscle_above_bone)
             lab = int(self.fill_at(e + d * actual)[0])
             if lab >= 0:
                 at_tip = [ids[lab]]
@@ -725,7 +740,7 @@ class TissueIndex:
         tip_set = set(tip_l)
         at_tip = [ids[s] for s in tip_l]
         if self._fill is not None:
-            intervals, at_tip = self._between(e, d, intervals, at_tip, actual)
+            intervals, at_tip = self._between(e, d, intervals, at_tip, actual, bone >= 0)
         breaches, seen = [], set()
         if self._fill is not None:
             ivs = [self._sidx[iv.structure] for iv in intervals]
@@ -873,7 +888,7 @@ class TissueIndex:
         actual = t_tip - back
         tip = e + d * actual
         if self._fill is not None:
-            intervals, tip_ids = self._between(e, d, intervals, [self.ids[s] for s in at_tip], actual)
+            intervals, tip_ids = self._between(e, d, intervals, [self.ids[s] for s in at_tip], actual, bone is not None)
             at_tip = [self._sidx[s] for s in tip_ids]
         breaches = [
             Breach(iv.structure, self.harm[self._sidx[iv.structure]], iv.entry_depth)
@@ -1195,7 +1210,7 @@ class TissueIndex:
                 breach_depth[i] = tr.breaches[0].depth
         tips = E + D * depth_out[:, None]
         if self._fill is not None:
-            miss = np.flatnonzero((tip_struct < 0) & (depth_out > 0))
+            miss = np.flatnonzero((tip_struct < 0) & (depth_out > 0) & (bone_out < 0))
             if len(miss):
                 tip_struct[miss] = self.fill_at(tips[miss])
         return BatchResult(depth_out, tips, tip_struct, bone_out, breach, breach_depth)

@@ -23,7 +23,8 @@ KIND_PEN["skin"] = QtGui.QColor(240, 190, 150)
 KIND_PEN["subcutaneous"] = QtGui.QColor(200, 180, 90)
 KIND_PEN["muscle"] = QtGui.QColor(235, 120, 110)
 KIND_PEN["bone"] = QtGui.QColor(245, 240, 225)
-KIND_LABEL = {"subcutaneous": "fat", "canal": "spinal canal"}
+KIND_PEN["connective"] = QtGui.QColor(150, 170, 230)
+KIND_LABEL = {"subcutaneous": "fat", "canal": "spinal canal", "connective": "fascia / ligament"}
 BACKGROUND = QtGui.QColor(24, 26, 30)
 
 

@@ -34,6 +34,7 @@ KIND_TITLES = {
     "nerve": "Nerves",
     "vessel": "Vessels",
     "canal": "Spinal canal",
+    "connective": "Fascia, ligaments, discs",
 }
 LEVEL_STYLE = {
     "info": "color:#1d2b36",

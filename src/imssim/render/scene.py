@@ -23,6 +23,7 @@ STYLE = {
     "nerve": ((0.98, 0.85, 0.15), 1.0),
     "vessel": ((0.85, 0.10, 0.15), 1.0),
     "canal": ((0.40, 0.75, 0.95), 0.8),
+    "connective": ((0.85, 0.85, 0.95), 0.0),
 }
 #: Muscle colours vary a little by region so neighbours can be told apart.
 REGION_TINT = {

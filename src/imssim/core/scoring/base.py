@@ -64,6 +64,8 @@ def muscle_above_bone(intervals, depth: float, atlas) -> str | None:
     the one it left deepest; where two overlap down to the bone, the segmental paraspinal
     one (multifidus, rotatores: it has a level), as the traversal engine ranks them."""
     cands = [iv for iv in intervals if iv.kind == "muscle" and iv.exit_depth >= depth - BONE_MUSCLE_MM]
+    # a muscle's own mesh before the grid's naming of the space beside it
+    cands = [iv for iv in cands if not getattr(iv, "filled", False)] or cands
     if not cands:
         return None
 
