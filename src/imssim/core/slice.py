@@ -23,7 +23,7 @@ PLANES = ("sagittal", "transverse")
 MARGIN_MM = 15.0
 HALF_WIDTH_MM = 45.0
 #: outlines are listed (and drawn) from the surface inwards, danger structures last (on top)
-DRAW_ORDER = {"skin": 0, "subcutaneous": 1, "muscle": 2, "bone": 3, "organ": 4, "canal": 5, "nerve": 6, "vessel": 7}
+DRAW_ORDER = {"skin": 0, "subcutaneous": 1, "connective": 1.5, "muscle": 2, "bone": 3, "organ": 4, "canal": 5, "nerve": 6, "vessel": 7}
 
 
 @dataclass
