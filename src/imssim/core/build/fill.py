@@ -194,7 +194,11 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
     # 3. muscles meet their neighbours (nearest muscle within GROW_MM)
     progress("fill: muscles meet their neighbours", 0.55)
     seed = np.where(is_muscle_lab[occ], occ, 0).astype(np.uint16)
-    _propagate(seed, gap & (fill == 0), int(round(GROW_MM / H_MM)))
+    # not toward the skin: a voxel touching the fat stays fat (the muscle's surface under the
+    # fat is its mesh, so skin-to-muscle depths stay true)
+    by_fat = ndimage.binary_dilation(fill == fat_lab) if fat_id is not None else np.zeros(shape, bool)
+    _propagate(seed, gap & (fill == 0) & ~by_fat, int(round(GROW_MM / H_MM)))
+    del by_fat
     grow = gap & (fill == 0) & (seed > 0)
     fill[grow] = seed[grow]
     del seed
