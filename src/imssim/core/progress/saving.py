@@ -31,15 +31,9 @@ def course_state_for(store: ProgressStore, scenario, trainee: str, atlas=None):
     return st
 
 
-def last_course_case(store: ProgressStore, trainee: str) -> str | None:
-    """The case of the trainee's most recent course session (None: no course started)."""
-    rows = [r for r in store.summary_rows(trainee) if r.get("course_session")]
-    return rows[-1]["case_id"] if rows else None
-
-
 def save_finished(session_or_report, trainee: str, *, store: ProgressStore | None = None, mode: str = "practice",
                   scenario=None, state=None, atlas=None, recording_path=None, duration_s=None,
-                  keep_pending_on_error: bool = True, url: str | None = None) -> Saved:
+                  keep_pending_on_error: bool = True) -> Saved:
     """Save one finished session for ``trainee``.
 
     ``session_or_report``: a finished :class:`~imssim.core.session.Session` (its events are
@@ -49,8 +43,7 @@ def save_finished(session_or_report, trainee: str, *, store: ProgressStore | Non
 
     When the database is down, :class:`~imssim.core.progress.store.ProgressUnavailable` is
     raised after the record was kept in a pending file (``keep_pending_on_error=False``:
-    return a :class:`Saved` with ``error`` set instead). ``url``: the database when no
-    ``store`` is given (default: the configured one)."""
+    return a :class:`Saved` with ``error`` set instead)."""
     from .store import ProgressUnavailable
 
     report = getattr(session_or_report, "finished", None) or session_or_report
@@ -76,7 +69,7 @@ def save_finished(session_or_report, trainee: str, *, store: ProgressStore | Non
     own = store is None
     try:
         if own:
-            store = ProgressStore(url)
+            store = ProgressStore()
         try:
             return Saved(store.save(rec), rec, nxt)
         finally:
@@ -86,8 +79,7 @@ def save_finished(session_or_report, trainee: str, *, store: ProgressStore | Non
         if own and store is None:  # could not even open: keep it pending here
             from .store import configured_url, keep_pending
 
-            path = keep_pending(rec, url or configured_url())
-            e = ProgressUnavailable(f"{e}; the session is kept in {path} and will be saved next time")
+            keep_pending(rec, configured_url())
         if keep_pending_on_error:
-            raise e from None
+            raise
         return Saved(None, rec, nxt, str(e))
