@@ -379,7 +379,8 @@ class Controller:
         o, d = screen_ray(self.plotter, x, y)
         tr = self.index.query(o, d, 6000.0, stop_at_bone=False)
         for iv in sorted(tr.intervals, key=lambda iv: iv.entry_depth):
-            if self._visible(iv.structure):
+            # what is drawn: a mesh (the fill grid's naming of the gaps has no surface there)
+            if not iv.filled and self._visible(iv.structure):
                 return iv.structure
         return None
 
