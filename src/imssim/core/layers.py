@@ -74,13 +74,16 @@ def probe_lines(atlas: Atlas, index: TissueIndex) -> list[Line]:
         if e is not None:
             lines.append(Line(name, group, e[0], e[1], depth))
 
-    for lv in VERTEBRAE:
-        if f"{lv}_spinous" not in atlas.landmarks:
-            continue
-        tip = atlas.landmark(f"{lv}_spinous").xyz
-        for sx, side in ((-1, "r"), (1, "l")):
-            for lat in (15.0, 25.0):
-                add(f"paraspinal {lv} {side} {lat:.0f} mm", "paraspinal", tip + [sx * lat, 0, 0], back, 70.0)
+    def beside_spine(group, levels, laterals, depth):
+        for lv in levels:
+            if f"{lv}_spinous" not in atlas.landmarks:
+                continue
+            tip = atlas.landmark(f"{lv}_spinous").xyz
+            for sx, side in ((-1, "r"), (1, "l")):
+                for lat in laterals:
+                    add(f"{group} {lv} {side} {lat:.0f} mm", group, tip + [sx * lat, 0, 0], back, depth)
+
+    beside_spine("paraspinal", VERTEBRAE, (15.0, 25.0), 70.0)
     for side, sx in (("r", -1), ("l", 1)):
         sc = f"scapula_{'r' if side == 'r' else 'l'}"
         if sc in atlas.structures:
@@ -106,13 +109,7 @@ def probe_lines(atlas: Atlas, index: TissueIndex) -> list[Line]:
                 for o in outs:
                     t = np.array([c[0], c[1], b[0][2] + fz * (b[1][2] - b[0][2])])
                     add(f"{group} {side} {fz:.2f} {tuple(int(x) for x in o)}", group, t, o, depth)
-    for lv in ("C3", "C4", "C5", "C6"):
-        if f"{lv}_spinous" not in atlas.landmarks:
-            continue
-        tip = atlas.landmark(f"{lv}_spinous").xyz
-        for sx, side in ((-1, "r"), (1, "l")):
-            for lat in (20.0, 35.0):
-                add(f"neck {lv} {side} {lat:.0f} mm", "neck", tip + [sx * lat, 0, 0], back, 50.0)
+    beside_spine("neck", ("C3", "C4", "C5", "C6"), (20.0, 35.0), 50.0)
     return lines
 
 
