@@ -17,7 +17,7 @@ import time
 
 def main() -> None:
     os.environ["IMSSIM_CACHE_DIR"] = tempfile.mkdtemp(prefix="imssim-bench-")
-    from imssim.core import store
+    from imssim.core.model import store
 
     t0, c0 = time.perf_counter(), time.process_time()
     atlas = store.load_builtin()

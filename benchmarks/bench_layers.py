@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_layers.py
 Goals (issue "Between the layers"): < 2 % of the needle length inside the skin in no named
-tissue, no tip in nothing, published depths (see imssim.core.layers). The naive way for
+tissue, no tip in nothing, published depths (see imssim.core.engines.layers). The naive way for
 comparison is the meshes alone (the fill grid switched off), measured in the same run.
 Exits 1 when a goal is missed.
 """
@@ -14,8 +14,9 @@ import time
 
 
 def main() -> int:
-    from imssim.core import layers, store
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.engines import layers
+    from imssim.core.model import store
+    from imssim.core.engines.traversal import TissueIndex
 
     t0 = time.perf_counter()
     atlas = store.load_builtin()

@@ -26,8 +26,8 @@ def main() -> int:
     os.environ.setdefault("IMSSIM_RECORDINGS_DIR", tempfile.mkdtemp(prefix="imssim-bench-"))
     from PySide6 import QtCore, QtGui, QtWidgets
 
-    from imssim.core.store import load_builtin
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.model.store import load_builtin
+    from imssim.core.engines.traversal import TissueIndex
     from imssim.qt.window import MainWindow
 
     Qt = QtCore.Qt
@@ -117,7 +117,7 @@ def main() -> int:
         return out, kinds
 
     def needle_moves(n=30):
-        from imssim.core.needle import Placement
+        from imssim.core.engines.needle import Placement
 
         pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=15, side="right")
         c.place_needle_at(pl.entry, pl.normal)

@@ -27,7 +27,7 @@ MISTAKES = ["paraspinal needle at the wrong level", "needle off target", "missed
 def make_records(n_sessions: int, n_trainees: int | None = None, seed: int = 0, needles: int = 6):
     """Synthetic sessions of a class: each trainee improves over attempts, with noise; the
     course cases carry a patient that recovers when the score is good."""
-    from imssim.core.progress import SessionRecord
+    from imssim.core.training.progress import SessionRecord
 
     rng = random.Random(seed)
     n_trainees = n_trainees or max(1, n_sessions // 20)
@@ -83,7 +83,7 @@ def bulk_load(store, recs):
     """Fill a store quickly (one transaction per 1000) for the report benchmark."""
     from datetime import datetime
 
-    from imssim.core.progress.schema import needles, sessions
+    from imssim.core.training.progress.schema import needles, sessions
 
     with store.engine.begin() as conn:
         ids = {}
@@ -107,7 +107,7 @@ def bulk_load(store, recs):
 
 def naive_save(path, rec):
     """A save as a one-off script would do it: open everything, write, close."""
-    from imssim.core.progress import ProgressStore
+    from imssim.core.training.progress import ProgressStore
 
     s = ProgressStore(f"sqlite:///{path}", retry_pending=False)
     s.save(rec)
@@ -115,8 +115,8 @@ def naive_save(path, rec):
 
 
 def main(n: int = 10_000) -> dict:
-    from imssim.core.progress import ProgressStore
-    from imssim.core.progress import report as rp
+    from imssim.core.training.progress import ProgressStore
+    from imssim.core.training.progress import report as rp
 
     tmp = Path(tempfile.mkdtemp(prefix="imssim-bench-progress-"))
     os.environ.setdefault("IMSSIM_DATA_DIR", str(tmp / "data"))

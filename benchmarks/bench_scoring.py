@@ -20,7 +20,7 @@ import numpy as np
 def make_placements(index, n: int, rng) -> list[dict]:
     """Needles over the lumbar spine, buttock and thorax: landmark-relative entries made
     absolute (the file a script would write), random tilts and depths."""
-    from imssim.core.needle import Placement
+    from imssim.core.engines.needle import Placement
 
     lms = ["L1_spinous", "L2_spinous", "L3_spinous", "L4_spinous", "L5_spinous", "T4_spinous", "T8_spinous",
            "T12_spinous", "psis_r", "psis_l"]
@@ -46,11 +46,11 @@ def make_placements(index, n: int, rng) -> list[dict]:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     os.environ.setdefault("IMSSIM_CACHE_DIR", tempfile.mkdtemp(prefix="imssim-bench-"))
-    from imssim.core import store
-    from imssim.core.placements import load_placements
-    from imssim.core.scenario import load_scenario
-    from imssim.core.session import grade_placements
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.model import store
+    from imssim.core.training.placements import load_placements
+    from imssim.core.training.scenario import load_scenario
+    from imssim.core.training.session import grade_placements
+    from imssim.core.engines.traversal import TissueIndex
 
     atlas = store.load_builtin()
     t0 = time.perf_counter()
@@ -77,7 +77,7 @@ def main() -> None:
     # landmark-relative files need a skin projection per needle
     lm_doc = {"version": 1, "needles": [{"landmark": "L4_spinous", "lateral_mm": float(rng.uniform(10, 50)),
                                          "side": "right", "depth": 40} for _ in range(200)]}
-    from imssim.core.placements import parse
+    from imssim.core.training.placements import parse
 
     t0 = time.perf_counter()
     parse(lm_doc, index)

@@ -5,8 +5,8 @@ Run:  PYTHONPATH=src python benchmarks/bench_traversal.py [--n 1000] [--naive 10
 Goals (issue #21, docs/performance.md): full query median >= 50x faster than the naive
 way, p95 < 0.2 ms; > 200,000 queries/s batched; answers identical to the reference.
 
-The fast way is ``imssim.core.traversal.TissueIndex.query``: one compiled call per needle
-(core/native.py: a BVH over every triangle, all crossings in one pass, the rules in the
+The fast way is ``imssim.core.engines.traversal.TissueIndex.query``: one compiled call per needle
+(core/engines/native.py: a BVH over every triangle, all crossings in one pass, the rules in the
 same kernel) and one for the exact clearances. The reference (``query_reference``: Embree
 one hit per call and the rules in Python) is run on every pose too: any difference in
 intervals (1e-6 mm), tip structures, bone stop or breaches fails the run.
@@ -76,7 +76,7 @@ class NaiveVtk:
         import pyvista as pv
         import vtk
 
-        from imssim.core.traversal import Interval
+        from imssim.core.engines.traversal import Interval
 
         self.ix, self.Interval = ix, Interval
 
@@ -188,8 +188,8 @@ def main() -> None:
     ap.add_argument("--naive", type=int, default=100, help="poses also run the naive way")
     args = ap.parse_args()
     os.environ.setdefault("IMSSIM_CACHE_DIR", tempfile.mkdtemp(prefix="imssim-bench-"))
-    from imssim.core import store
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.model import store
+    from imssim.core.engines.traversal import TissueIndex
 
     atlas = store.load_builtin()
     t0 = time.perf_counter()

@@ -24,8 +24,8 @@ def main() -> None:
     os.environ.setdefault("IMSSIM_RECORDINGS_DIR", tempfile.mkdtemp(prefix="imssim-bench-"))
     import pyvista as pv
 
-    from imssim.core.needle import Placement
-    from imssim.core.store import load_builtin
+    from imssim.core.engines.needle import Placement
+    from imssim.core.model.store import load_builtin
     from imssim.app.controller import Controller
 
     pv.global_theme.multi_samples = 0  # as the window (FXAA instead of MSAA)
@@ -111,8 +111,8 @@ def bench_slice(atlas, index) -> None:
     and what a needle move costs the slice view (a cache hit: same entry and direction)."""
     import trimesh
 
-    from imssim.core.needle import Placement
-    from imssim.core.slice import SliceCache, needle_slice
+    from imssim.core.engines.needle import Placement
+    from imssim.core.engines.slice import SliceCache, needle_slice
 
     poses = [Placement.from_landmark(index, lm, depth=0, lateral_mm=lat, side="right")
              for lm in ("L5_spinous", "L3_spinous", "T4_spinous", "C6_spinous") for lat in (15, 30, 45)]

@@ -31,7 +31,7 @@ def shared_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def atlas():
-    from imssim.core import store
+    from imssim.core.model import store
 
     return store.load_builtin()
 
@@ -39,15 +39,15 @@ def atlas():
 @pytest.fixture(scope="session")
 def index(atlas):
     """One traversal index over the built-in atlas (average build) for the session."""
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.engines.traversal import TissueIndex
 
     return TissueIndex(atlas)
 
 
 @pytest.fixture(scope="session")
 def obese_index():
-    from imssim.core import store
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.model import store
+    from imssim.core.engines.traversal import TissueIndex
 
     return TissueIndex(store.load_builtin(habitus="obese"))
 
@@ -55,7 +55,7 @@ def obese_index():
 @pytest.fixture(scope="session")
 def l5(atlas):
     """The default scenario (chronic low back pain, right L5) on the built-in atlas."""
-    from imssim.core.scenario import load_scenario
+    from imssim.core.training.scenario import load_scenario
 
     return load_scenario("l5-radiculopathy-low-back", atlas)
 

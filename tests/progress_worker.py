@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from imssim.core.progress import ProgressStore, SessionRecord
+from imssim.core.training.progress import ProgressStore, SessionRecord
 
 
 def main():

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from imssim.core.needle import Placement
+from imssim.core.engines.needle import Placement
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_leaving_an_exam_ends_the_attempt_and_is_recorded(ctl):
     assert acts[-2]["mode"] == "practice" and acts[-2]["previous"] == "exam"
     assert recs[-1]["type"] == "report" and recs[-1]["ended_by"] == c.session.ended_by
     # the replay (imssim replay, resume) ends it the same way
-    from imssim.core.session import Session
+    from imssim.core.training.session import Session
 
     s = Session.replay(path, c.atlas, c.scenario, index=c.index)
     assert s.phase == "finished" and s.ended_by == c.session.ended_by
@@ -180,7 +180,7 @@ def test_palpation_lives_in_the_session_and_resumes(ctl, tmp_path):
     assert any(f["kind"] == "tender_point" for f in found)
     assert c.session.palpations and c.session.palpations[-1].found
     path = c.recording_path
-    from imssim.core.session import resume_case
+    from imssim.core.training.session import resume_case
 
     case, s = resume_case(path, c.bodies)
     assert [p.kinds for p in s.palpations] == [p.kinds for p in c.session.palpations]
@@ -188,14 +188,14 @@ def test_palpation_lives_in_the_session_and_resumes(ctl, tmp_path):
 
 
 def test_tightness_in_words():
-    from imssim.core.wording import tightness, tightness_change
+    from imssim.core.engines.wording import tightness, tightness_change
 
     assert tightness(0.9) == "marked" and tightness(0.5) == "moderate" and tightness(0.05) == "eased"
     assert tightness_change(0.90, 0.63) == "tightness eased: marked -> moderate"
 
 
 def test_the_reported_total_time_is_the_session_time(atlas, index, l5):
-    from imssim.core.session import Session
+    from imssim.core.training.session import Session
 
     from needle_helpers import needle_into
 
@@ -209,13 +209,13 @@ def test_the_reported_total_time_is_the_session_time(atlas, index, l5):
 
 
 def test_open_case_reads_the_scenario_once_and_keeps_one_index_per_build(atlas, index, monkeypatch):
-    from imssim.core import case as case_mod
-    from imssim.core.scenario import loader
+    from imssim.core.training import case as case_mod
+    from imssim.core.training.scenario import loader
 
     bodies = case_mod.BodyBuilds(atlas, index)
     reads = []
     real = loader.load_document_and_scenario
-    monkeypatch.setattr("imssim.core.scenario.files.load_document_and_scenario",
+    monkeypatch.setattr("imssim.core.training.scenario.files.load_document_and_scenario",
                         lambda *a, **k: reads.append(a) or real(*a, **k))
     c1 = case_mod.open_case("l5-radiculopathy-low-back", bodies)
     assert len(reads) == 1
@@ -226,9 +226,9 @@ def test_open_case_reads_the_scenario_once_and_keeps_one_index_per_build(atlas, 
 def test_placements_resting_on_bone_are_sampled_as_a_session_samples_them(index, l5):
     """grade_placements' batch goes through the session's sample path: a needle stopped by
     bone names the muscle just above it exactly as a live move does (one rule, in scoring)."""
-    from imssim.core.needle import Needle
-    from imssim.core.placements import NeedleSpec
-    from imssim.core.session import grade_placements
+    from imssim.core.engines.needle import Needle
+    from imssim.core.training.placements import NeedleSpec
+    from imssim.core.training.session import grade_placements
 
     specs = []
     for lm, lat in (("L5_spinous", 15), ("L4_spinous", 20), ("L3_spinous", 25), ("L5_spinous", 30)):

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imssim.core.atlas import VERTEBRAE
-from imssim.core.build import bodyparts3d as bp
-from imssim.core.build.geometry import is_watertight
-from imssim.core.data import meshes_dir
-from imssim.core.needle import Placement, unit
-from imssim.core.data import scenarios_dir
-from imssim.core.scenario import load_scenario
-from imssim.core.session import Session
+from imssim.core.model.atlas import VERTEBRAE
+from imssim.core.model.build import bodyparts3d as bp
+from imssim.core.model.build.geometry import is_watertight
+from imssim.core.model.data import meshes_dir
+from imssim.core.engines.needle import Placement, unit
+from imssim.core.model.data import scenarios_dir
+from imssim.core.training.scenario import load_scenario
+from imssim.core.training.session import Session
 
 REPO = Path(__file__).resolve().parents[1]
 SEG_LEVELS = [f"C{k}" for k in range(4, 8)] + [f"T{k}" for k in range(1, 13)] + [f"L{k}" for k in range(1, 6)]
@@ -161,7 +161,7 @@ def paraspinal(index, level: str, side: str, lateral: float, depth: float = 90.0
 def muscle_on_bone(tr, atlas=None) -> str | None:
     """The muscle the tip rests in or on: the scoring's rule (the muscle it left deepest,
     the segmental one where two overlap), and no more than 4 mm above the bone."""
-    from imssim.core.scoring.base import muscle_above_bone
+    from imssim.core.training.scoring.base import muscle_above_bone
 
     if tr.bone_contact is None:
         return tr.structure_at_tip
@@ -270,7 +270,7 @@ def test_vastus_lateralis_mid_thigh(index, atlas):
 def test_right_l5_example_in_the_placements_doc_passes(index, tmp_path):
     """The docs' right-L5 session, graded headless as a teacher would: every needle on a
     target (multifidus L5, gluteus medius, tibialis anterior) and the case passes."""
-    from imssim.core.placements import load_placements
+    from imssim.core.training.placements import load_placements
 
     doc = (REPO / "docs" / "placements.md").read_text()
     block = doc.split("```yaml", 1)[1].split("```", 1)[0]
@@ -296,7 +296,7 @@ def test_right_l5_example_in_the_placements_doc_passes(index, tmp_path):
 def test_rebuilt_volume_keeps_the_source_shape(shared, stem, limit):
     import trimesh
 
-    from imssim.core.build import voxel
+    from imssim.core.model.build import voxel
 
     src = shared / "atlas-bodyparts3d"
     f = next(src.glob(f"*/{stem}.obj"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.atlas import Atlas, AtlasLookupError
-from imssim.core.build.geometry import is_watertight
+from imssim.core.model.atlas import Atlas, AtlasLookupError
+from imssim.core.model.build.geometry import is_watertight
 
 IMS_MUSCLES = [
     # lumbar spine

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imssim.core import store
-from imssim.core.atlas import Atlas, AtlasFileError
+from imssim.core.model import store
+from imssim.core.model.atlas import Atlas, AtlasFileError
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,8 @@ def test_build_progress_only_goes_forward(monkeypatch):
     """Each stage reports its own 0-1; the user sees one bar that never jumps back."""
     import trimesh
 
-    from imssim.core.atlas import Atlas, Structure
-    from imssim.core.build import builtin
+    from imssim.core.model.atlas import Atlas, Structure
+    from imssim.core.model.build import builtin
 
     box = trimesh.creation.box()
     toy = Atlas("toy", [Structure("b", "b", "bone", "midline", "thoracic", box.vertices, box.faces)], [])

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.atlas import segment_range
-from imssim.core.build.geometry import is_watertight
-from imssim.core.traversal import TissueIndex
+from imssim.core.model.atlas import segment_range
+from imssim.core.model.build.geometry import is_watertight
+from imssim.core.engines.traversal import TissueIndex
 
 PLANNED = [
     "trapezius_upper", "trapezius_middle", "trapezius_lower", "levator_scapulae", "rhomboid_major",
@@ -224,7 +224,7 @@ def test_t4_paraspinal_pleura_depth(atlas, index, obese_index):
 def test_lungs_inside_the_rib_cage_slice_by_slice(atlas):
     from scipy.spatial import Delaunay
 
-    from imssim.core.build.landmarks import group_vertices
+    from imssim.core.model.build.landmarks import group_vertices
 
     rib = group_vertices(atlas, "ribcage")
     ztop = rib[:, 2].max()

@@ -1,5 +1,5 @@
 """Between the layers: every point inside the skin is a named tissue, and depths are true
-(issue "Between the layers"). The figures come from imssim.core.layers, which
+(issue "Between the layers"). The figures come from imssim.core.engines.layers, which
 benchmarks/bench_layers.py prints."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core import layers
-from imssim.core.traversal import TissueIndex
+from imssim.core.engines import layers
+from imssim.core.engines.traversal import TissueIndex
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_l5_walk_through(atlas, index):
         assert p.empty_mm == 0.0, p.gaps
         assert tr.bone_contact is not None and tr.bone_contact.structure == "vertebra_L5"
         # on the lamina the readout names the bone and the muscle the needle rests in
-        from imssim.core.scoring.base import muscle_above_bone
+        from imssim.core.training.scoring.base import muscle_above_bone
 
         assert muscle_above_bone(tr.intervals, tr.depth, atlas).startswith(("multifidus_L5", "rotatores_L5")), names
         fascia = next(iv for iv in tr.intervals if iv.structure == "thoracolumbar_fascia")
@@ -66,7 +66,7 @@ def test_l5_walk_through(atlas, index):
 def test_lumbar_interlaminar_needle_reaches_the_epidural_space_at_the_published_depth(atlas, index):
     """A midline epidural-style needle (interlaminar, tilted with the spinous processes)
     reaches the epidural space at a lumbar interspace at the published depth (mean +/- 2
-    SD; Cha et al. 2011, see imssim.core.layers and docs/atlas.md). At L4-L5 this body's
+    SD; Cha et al. 2011, see imssim.core.engines.layers and docs/atlas.md). At L4-L5 this body's
     interlaminar window is closed by bone and multifidus for every tilt tried, so the test
     takes the lumbar interspaces that open (L3-L4 today) and requires one."""
     found = {}
@@ -88,7 +88,7 @@ def test_connective_tissue_has_names_kinds_and_feel(atlas, index):
     flav = {s.id for s in atlas if s.id.startswith("ligamentum_flavum_")}
     # where the bones of this body leave an interlaminar gap behind the canal (8 levels today)
     assert len(flav) >= 6 and "ligamentum_flavum_L5_S1" in flav, sorted(flav)
-    from imssim.core.physiology import Physiology
+    from imssim.core.engines.physiology import Physiology
 
     ph = Physiology(atlas)
     r_l, w_l = ph.feel("ligamentum_flavum_L4_L5", "connective")
@@ -126,7 +126,7 @@ def test_batch_names_the_tissue_between_the_meshes_like_query(atlas, index, line
 
 
 def test_fill_survives_the_cache(atlas, tmp_path):
-    from imssim.core.atlas import Atlas
+    from imssim.core.model.atlas import Atlas
 
     p = atlas.save(tmp_path / "a.npz")
     b = Atlas.load(p)

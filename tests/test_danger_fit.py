@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.atlas import VERTEBRAE
+from imssim.core.model.atlas import VERTEBRAE
 
 LEFT = np.array([1.0, 0.0, 0.0])
 POSTERIOR = np.array([0.0, 1.0, 0.0])
@@ -20,7 +20,7 @@ WALL = ("rib_", "vertebra_", "external_intercostal", "internal_intercostal", "in
 
 @pytest.fixture(scope="module")
 def spine(atlas):
-    from imssim.core.build.danger import Spine
+    from imssim.core.model.build.danger import Spine
 
     return Spine(atlas)
 
@@ -314,7 +314,7 @@ def test_vertebral_artery_reaches_the_foramen_magnum(atlas):
 def test_kidneys_below_the_12th_rib_on_quadratus_lumborum(atlas):
     import manifold3d as m3d
 
-    from imssim.core.build.danger import _manifold
+    from imssim.core.model.build.danger import _manifold
 
     t11 = atlas.get("vertebra_T11")
     for sfx in ("r", "l"):
@@ -443,7 +443,7 @@ def test_common_peroneal_winds_round_the_fibular_neck(atlas, sfx):
 
 
 def test_danger_structures_clear_of_bone_and_inside_the_body(atlas, index):
-    from imssim.core.build.danger import _manifold
+    from imssim.core.model.build.danger import _manifold
 
     bones = [(s, _manifold(s.vertices, s.faces)) for s in atlas.find(kind="bone")]
     skin = atlas.get("skin").bounds

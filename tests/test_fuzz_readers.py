@@ -33,12 +33,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imssim.core.atlas import Atlas, AtlasFileError, AtlasLookupError
-from imssim.core.importer.manifest import ManifestError, load_manifest, validate
-from imssim.core.placements import PlacementsError, parse, read_document
-from imssim.core.recording import FORMAT, VERSION, RecordingError, read_recording
+from imssim.core.model.atlas import Atlas, AtlasFileError, AtlasLookupError
+from imssim.core.model.importer.manifest import ManifestError, load_manifest, validate
+from imssim.core.training.placements import PlacementsError, parse, read_document
+from imssim.core.training.recording import FORMAT, VERSION, RecordingError, read_recording
 from imssim.core.safefile import SafeFileError, loads_json, loads_yaml, read_data
-from imssim.core.scenario import ScenarioError, load_scenario
+from imssim.core.training.scenario import ScenarioError, load_scenario
 
 #: one call on a small fuzz input must finish well within this (the machine may be busy)
 TIME_LIMIT_S = 5.0
@@ -300,7 +300,7 @@ def toy_cache():
     """The arrays of a two-box toy atlas as Atlas.save writes them (no atlas build)."""
     import trimesh
 
-    from imssim.core.atlas import Landmark, Structure
+    from imssim.core.model.atlas import Landmark, Structure
 
     m = trimesh.creation.box(bounds=[(-10, -10, 0), (10, 10, 20)])
     m2 = trimesh.creation.box(bounds=[(-5, -5, 2), (5, 5, 18)])

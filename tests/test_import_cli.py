@@ -27,7 +27,7 @@ def test_bad_manifest_is_one_line_error(tmp_path, capsys):
 
 
 def test_fetch_import_use_and_fit_report(tmp_path, capsys, atlas):
-    from imssim.core import store
+    from imssim.core.model import store
 
     src = _vhm_meshes()
     dest = tmp_path / "dl"
@@ -59,7 +59,7 @@ def test_zanatomy_folder_import_names_skips_and_aligns(tmp_path, capsys, atlas):
     import numpy as np
     import trimesh
 
-    from imssim.core import store
+    from imssim.core.model import store
 
     folder = tmp_path / "z-anatomy export"
     folder.mkdir()
@@ -100,7 +100,7 @@ def test_zanatomy_folder_import_names_skips_and_aligns(tmp_path, capsys, atlas):
 def test_zanatomy_names():
     import pytest as _pytest
 
-    from imssim.core.importer.profiles import zanatomy_identity
+    from imssim.core.model.importer.profiles import zanatomy_identity
 
     assert zanatomy_identity("Thoracic vertebra (T12).obj").id == "vertebra_T12"
     assert zanatomy_identity("Atlas (C1).stl").id == "vertebra_C1"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.importer import ManifestError, import_atlas
-from imssim.core.importer.profiles import vhm_identity
+from imssim.core.model.importer import ManifestError, import_atlas
+from imssim.core.model.importer.profiles import vhm_identity
 
 #: a subset of the shared files (pelvis, thigh, leg): enough to tell the frame, quick to import
 SUBSET = ["VHM_Left_Bone_Sacrum_smooth.stl", "VHM_Right_Bone_Fibula_smooth.stl",
@@ -81,7 +81,7 @@ def test_every_upstream_muscle_and_bone_is_recognised_both_bodies_both_sides():
             for m in UPSTREAM_MUSCLES:
                 ident = vhm_identity(f"{body}_{side}_Muscle_{m}_smooth.stl")
                 assert ident.kind == "muscle" and ident.side == side.lower() and ident.muscle, m
-                from imssim.core.innervation import lookup
+                from imssim.core.model.innervation import lookup
 
                 inn = lookup(ident.muscle if ident.muscle != "gemelli" else ident.name.split(" ", 1)[1])
                 assert inn.roots and inn.sources, m
@@ -104,7 +104,7 @@ def test_alias_table_reads_the_data_sets_spellings(spelled, canonical):
 
 
 def test_new_muscles_have_cited_innervation():
-    from imssim.core.innervation import lookup
+    from imssim.core.model.innervation import lookup
 
     want = {"pectineus": ("femoral", "L2"), "popliteus": ("tibial", "L5"), "plantaris": ("tibial", "S1"),
             "superior gemellus": ("nerve to obturator internus", "S1"),
@@ -163,7 +163,7 @@ def test_detection_overrides_a_profiles_documented_frame_and_sees_a_mirror(share
     a = import_atlas(folder, profile="vhm", name="vhf-lai", reference=atlas, save=False)
     assert a.meta["frame"]["axes"] == "LAI" and "overrides" in a.meta["frame"]["note"]
     # a mirrored source frame (x flipped without renaming the side) is detected as left-handed
-    from imssim.core.importer.frame import detect_frame
+    from imssim.core.model.importer.frame import detect_frame
 
     ids = {n: vhm_identity(n) for n in SUBSET}
     items = []
@@ -222,7 +222,7 @@ def test_folder_with_cartilage_ligaments_and_junk_via_cli(shared, tmp_path, caps
         assert n in out
     assert "cartilage is not modelled" in out and "ligaments are not modelled" in out
     assert "no innervation facts for the muscle 'unknownus'" in out
-    from imssim.core import store
+    from imssim.core.model import store
 
     a = store.load_atlas("vhm-junk")
     assert len(a.meta["skipped_files"]) == 7
@@ -261,8 +261,8 @@ def test_corrupt_stl_and_empty_folder_are_one_line_errors(shared, tmp_path, caps
 def test_bodyparts3d_folder_as_it_comes_names_from_file_names_rest_listed(shared):
     """The shared BodyParts3D set (``FJ<n>_BP<n>_FMA<id>_<Name>.obj``, no parts list): files
     carry their names; the ones imssim does not know are skipped and listed, not an error."""
-    from imssim.core.importer import manifest_for_folder
-    from imssim.core.importer.profiles import bodyparts3d_identity
+    from imssim.core.model.importer import manifest_for_folder
+    from imssim.core.model.importer.profiles import bodyparts3d_identity
 
     skipped: list = []
     man = manifest_for_folder(shared / "atlas-bodyparts3d", "bodyparts3d", "bp", skipped)
@@ -294,7 +294,7 @@ def _centroids(shared):
     ("axes permuted (x<->z)", None, lambda c: c[[2, 1, 0]], ("IAL", "mm")),
 ])
 def test_detect_frame_axes_units_and_handedness(shared, atlas, label, keep, xform, want):
-    from imssim.core.importer.frame import detect_frame, handedness
+    from imssim.core.model.importer.frame import detect_frame, handedness
 
     items = [(m, s, xform(c)) for n, (m, s, c) in _centroids(shared).items() if keep is None or keep in n]
     d = detect_frame(items, atlas)
@@ -308,7 +308,7 @@ def test_detect_frame_is_unsure_on_a_lone_leg(shared, atlas):
     (on the myo-sim body it was not; on the BodyParts3D body, whose leg muscles are real
     shapes, it is), but where it is sure it must be right (an import otherwise uses the
     documented frame or refuses)."""
-    from imssim.core.importer.frame import detect_frame
+    from imssim.core.model.importer.frame import detect_frame
 
     legs = ("Fibula", "Tibialis", "Peroneus", "Gastro", "Soleus")
     d = detect_frame([v for n, v in _centroids(shared).items() if any(k in n for k in legs)], atlas)

@@ -16,8 +16,8 @@ def _box():
 
 @pytest.mark.parametrize("fmt", ["ascii", "binary", "appended"])
 def test_vtp_roundtrip_ours(tmp_path, fmt):
-    from imssim.core.importer.readers import read_mesh
-    from imssim.core.importer.vtkfiles import write_vtp
+    from imssim.core.model.importer.readers import read_mesh
+    from imssim.core.model.importer.vtkfiles import write_vtp
 
     v, f = _box()
     write_vtp(tmp_path / "a.vtp", v, f, fmt)
@@ -28,7 +28,7 @@ def test_vtp_roundtrip_ours(tmp_path, fmt):
 @pytest.mark.parametrize("binary", [False, True])
 def test_vtk_and_vtp_written_by_vtk(tmp_path, binary):
     pv = pytest.importorskip("pyvista")  # tests may use vtk; the reader itself does not
-    from imssim.core.importer.vtkfiles import read_legacy_vtk, read_vtp
+    from imssim.core.model.importer.vtkfiles import read_legacy_vtk, read_vtp
 
     v, f = _box()
     pd = pv.PolyData.from_regular_faces(v, f)
@@ -48,7 +48,7 @@ def test_vtp_every_xml_encoding_vtk_writes(tmp_path, header, compressed, mode):
     import vtk
 
     pv = pytest.importorskip("pyvista")
-    from imssim.core.importer.vtkfiles import read_vtp
+    from imssim.core.model.importer.vtkfiles import read_vtp
 
     pd = pv.Sphere(theta_resolution=12, phi_resolution=12)
     w = vtk.vtkXMLPolyDataWriter()
@@ -69,7 +69,7 @@ def test_vtp_every_xml_encoding_vtk_writes(tmp_path, header, compressed, mode):
 
 
 def test_trimesh_formats_and_corrupt_file(tmp_path):
-    from imssim.core.importer.readers import MeshFileError, read_mesh
+    from imssim.core.model.importer.readers import MeshFileError, read_mesh
 
     v, f = _box()
     m = trimesh.Trimesh(v, f)
@@ -86,7 +86,7 @@ def test_trimesh_formats_and_corrupt_file(tmp_path):
 
 
 def test_cleanup_merges_and_drops_bad_faces():
-    from imssim.core.importer.readers import clean_mesh
+    from imssim.core.model.importer.readers import clean_mesh
 
     v, f = _box()
     # unshared vertices (as in STL), one duplicate face, one degenerate face
@@ -104,7 +104,7 @@ def test_cleanup_merges_and_drops_bad_faces():
 
 
 def test_frame_matrix_maps_vhm_axes_into_lps():
-    from imssim.core.importer import frame_matrix
+    from imssim.core.model.importer import frame_matrix
 
     M = frame_matrix("cm", "LAI")
     assert np.allclose(M @ [1, 0, 0], [10, 0, 0])  # +X left stays +X
@@ -127,7 +127,7 @@ def test_frame_matrix_maps_vhm_axes_into_lps():
     ("!!python/object/apply:os.system ['true']\n", "not readable YAML"),
 ])
 def test_manifest_errors_name_file_and_field(tmp_path, text, field):
-    from imssim.core.importer import ManifestError, load_manifest
+    from imssim.core.model.importer import ManifestError, load_manifest
 
     p = tmp_path / "man.yaml"
     p.write_text(text)
@@ -140,7 +140,7 @@ def test_bodyparts3d_profile_maps_fma_names():
     d = shared_dir()
     if d is None or not (d / "reference" / "bodyparts3d-v4-fma-to-file.csv").is_file():
         pytest.skip("shared/reference/bodyparts3d-v4-fma-to-file.csv is not beside this checkout")
-    from imssim.core.importer.profiles import bodyparts3d_identity, read_parts_list
+    from imssim.core.model.importer.profiles import bodyparts3d_identity, read_parts_list
 
     parts = read_parts_list(d / "reference" / "bodyparts3d-v4-fma-to-file.csv")
     by_fma, unknown = {}, []
@@ -160,7 +160,7 @@ def test_bodyparts3d_profile_maps_fma_names():
 
 def test_bodyparts3d_import_end_to_end(tmp_path, atlas):
     """A BodyParts3D-style folder (FJ files + parts list), with files cut from the built-in atlas."""
-    from imssim.core.importer import import_atlas
+    from imssim.core.model.importer import import_atlas
 
     lines = ["name,fma_id,fj_file"]
     for k, (sid, fname) in enumerate([("gluteus_medius_r", "right gluteus medius"), ("sacrum", "sacrum"),
@@ -187,8 +187,8 @@ def test_docs_manifest_example_validates():
     import re
     from pathlib import Path
 
-    from imssim.core.data import safe_yaml
-    from imssim.core.importer import validate
+    from imssim.core.model.data import safe_yaml
+    from imssim.core.model.importer import validate
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "import.md").read_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)

@@ -21,7 +21,7 @@ def _vhm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def vhm(atlas):
-    from imssim.core.importer import import_atlas
+    from imssim.core.model.importer import import_atlas
 
     return import_atlas(_vhm_dir() / "meshes", name="vhm-test", profile="vhm", reference=atlas)
 
@@ -76,7 +76,7 @@ def test_alignment_puts_gluteus_medius_on_its_counterpart(vhm, atlas):
 
 
 def test_saved_atlas_loads_by_name(vhm):
-    from imssim.core import store
+    from imssim.core.model import store
 
     a = store.load_atlas("vhm-test")
     assert set(a.structures) == set(vhm.structures)
@@ -85,7 +85,7 @@ def test_saved_atlas_loads_by_name(vhm):
 
 
 def test_hand_written_manifest(tmp_path, atlas):
-    from imssim.core.importer import import_atlas
+    from imssim.core.model.importer import import_atlas
 
     d = _vhm_dir() / "meshes"
     man = tmp_path / "m.yaml"
@@ -112,8 +112,8 @@ structures:
 
 
 def test_missing_and_corrupt_files_name_the_file_and_write_nothing(tmp_path, atlas):
-    from imssim.core import store
-    from imssim.core.importer import ManifestError, MeshFileError, import_atlas
+    from imssim.core.model import store
+    from imssim.core.model.importer import ManifestError, MeshFileError, import_atlas
 
     bad = tmp_path / "broken.stl"
     bad.write_bytes(b"solid x\nfacet normal 0 0 1\n garbage")
@@ -133,7 +133,7 @@ def test_missing_and_corrupt_files_name_the_file_and_write_nothing(tmp_path, atl
 
 
 def test_fetch_through_a_local_http_mirror(tmp_path):
-    from imssim.core.importer.fetch import fetch_vhm
+    from imssim.core.model.importer.fetch import fetch_vhm
 
     root = _vhm_dir() / "meshes"
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
@@ -153,7 +153,7 @@ def test_fetch_through_a_local_http_mirror(tmp_path):
 
 
 def test_fetch_from_a_local_folder_checks_sha256(tmp_path):
-    from imssim.core.importer.fetch import FetchError, fetch_vhm
+    from imssim.core.model.importer.fetch import FetchError, fetch_vhm
 
     root = _vhm_dir() / "meshes"
     out = fetch_vhm(tmp_path / "a", mirror=str(root), only=["VHM_Right_Muscle_Piriformis_smooth.stl"])
@@ -167,7 +167,7 @@ def test_fetch_from_a_local_folder_checks_sha256(tmp_path):
 
 def test_needle_queries_run_unchanged_on_the_imported_atlas(vhm):
     """The traversal engine takes an imported atlas like the built-in one (no skin here)."""
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.engines.traversal import TissueIndex
 
     idx = TissueIndex(vhm)
     gm = vhm.get("gluteus_medius_r")
@@ -191,10 +191,10 @@ def test_needle_queries_run_unchanged_on_the_imported_atlas(vhm):
 def test_filled_atlas_runs_every_library_scenario(atlas):
     """Filled with the built-in body, the imported atlas validates every shipped scenario
     and derives the S1 case's targets on the imported piriformis."""
-    from imssim.core import store
-    from imssim.core.importer import import_atlas
-    from imssim.core.scenario import library, load_scenario, validate_file
-    from imssim.core.scenario.targets import derive_targets
+    from imssim.core.model import store
+    from imssim.core.model.importer import import_atlas
+    from imssim.core.training.scenario import library, load_scenario, validate_file
+    from imssim.core.training.scenario.targets import derive_targets
 
     import_atlas(_vhm_dir() / "meshes", name="vhm-filled", profile="vhm", reference=atlas, fill="builtin")
     a = store.load_atlas("vhm-filled")  # habitus view, like any run

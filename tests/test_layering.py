@@ -12,7 +12,7 @@ for m in pkgutil.walk_packages(imssim.core.__path__, "imssim.core."):
     importlib.import_module(m.name)
     mods.append(m.name)
 # exercise the core too: building is where lazy imports would hide
-from imssim.core import store
+from imssim.core.model import store
 atlas = store.load_builtin()
 bad = sorted(k for k in sys.modules if k.split(".")[0] in ("vtk", "vtkmodules", "pyvista", "PySide6", "pyvistaqt", "shiboken6"))
 print(json.dumps({"modules": mods, "bad": bad, "structures": len(atlas)}))
@@ -22,7 +22,7 @@ print(json.dumps({"modules": mods, "bad": bad, "structures": len(atlas)}))
 def test_core_imports_no_gui_or_vtk():
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "imssim.core.atlas" in res["modules"]
+    assert "imssim.core.model.atlas" in res["modules"]
     assert len(res["modules"]) >= 5
     assert res["structures"] > 100
     assert res["bad"] == [], f"core pulled in GUI/render modules: {res['bad']}"
@@ -67,9 +67,11 @@ def test_import_contracts_hold():
 
 
 @pytest.mark.parametrize("module, bad, contract", [
-    ("core/quiz.py", "import pyvista", "core imports no vtk, pyvista or Qt"),
+    ("core/training/quiz.py", "import pyvista", "core imports no vtk, pyvista or Qt"),
     ("qt/app.py", "from ..cli import errors", "cli over qt over app over render over core"),
     ("render/scene.py", "from ..app import events", "cli over qt over app over render over core"),
+    ("core/model/atlas.py", "from ..engines import needle", "inside core: training over engines over model"),
+    ("core/engines/slice.py", "from ..training import quiz", "inside core: training over engines over model"),
 ])
 def test_a_forbidden_import_breaks_the_contracts(tmp_path, module, bad, contract):
     """The contracts really fail: a copy of the package with one forbidden import is refused."""
@@ -82,3 +84,23 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path, module, bad, contract
     r = _lint(tmp_path)
     assert r.returncode != 0, r.stdout[-2000:]
     assert f"{contract} BROKEN" in r.stdout
+
+
+def test_package_init_files_hold_no_logic():
+    """A package's ``__init__.py`` holds its docstring, imports and ``__all__`` only: the code
+    lives in named modules (so a reader finds a function where its module says)."""
+    import ast
+
+    offenders = []
+    for init in sorted((REPO / "src" / "imssim").rglob("__init__.py")):
+        for node in ast.parse(init.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                continue  # the docstring
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__all__"]:
+                continue
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__version__"]:
+                continue
+            offenders.append(f"{init.relative_to(REPO)}:{node.lineno} {type(node).__name__}")
+    assert not offenders, offenders

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core import store
-from imssim.core.needle import Placement
-from imssim.core.traversal import TissueIndex
+from imssim.core.model import store
+from imssim.core.engines.needle import Placement
+from imssim.core.engines.traversal import TissueIndex
 
 ERECTOR_OR_MF = ("multifidus", "longissimus", "iliocostalis")
 
@@ -103,7 +103,7 @@ def test_danger_structures_exist_with_their_harm(atlas):
 
 
 def test_lungs_inside_the_rib_cage(atlas, index):
-    from imssim.core.build.landmarks import group_vertices
+    from imssim.core.model.build.landmarks import group_vertices
 
     rib = group_vertices(atlas, "ribcage")
     for sid in ("lung_r", "lung_l"):
@@ -146,7 +146,7 @@ def test_habitus_changes_subcutaneous_thickness(atlas, obese_index, index):
     """Obese fat is FAT_MM["obese"] - FAT_MM["average"] (6 mm) thicker over the lumbar
     paraspinals, lean thinner; averaged over a few entries (one ray through a voxelised
     surface varies by a millimetre or two)."""
-    from imssim.core.build.skin import FAT_MM
+    from imssim.core.model.build.skin import FAT_MM
 
     def fat(ix):
         out = []
@@ -165,7 +165,7 @@ def test_habitus_changes_subcutaneous_thickness(atlas, obese_index, index):
 
 
 def test_skin_and_danger_meshes_are_watertight(atlas):
-    from imssim.core.build.geometry import is_watertight
+    from imssim.core.model.build.geometry import is_watertight
 
     for s in atlas:
         if s.kind != "bone":
@@ -192,7 +192,7 @@ def test_skin_is_two_millimetres_thick_everywhere(atlas, index):
     surface is the outer one offset inwards, not a second contour of a 4.5 mm grid)."""
     import trimesh
 
-    from imssim.core.build.skin import SKIN_MM
+    from imssim.core.model.build.skin import SKIN_MM
 
     s = atlas.get("skin")
     mesh = trimesh.Trimesh(s.vertices, s.faces, process=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.needle import (
+from imssim.core.engines.needle import (
     PRESET_LENGTHS_MM, Needle, NeedleError, NeedleTrack, Placement, direction_from_angles, landmark_point,
 )
 
@@ -69,7 +69,7 @@ def test_landmark_offsets(atlas):
 
 @pytest.fixture(scope="module")
 def ix(atlas):
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.engines.traversal import TissueIndex
 
     return TissueIndex(atlas)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.physiology import Locus, Physiology, PhysiologyParams
-from imssim.core.session import Session
+from imssim.core.engines.physiology import Locus, Physiology, PhysiologyParams
+from imssim.core.training.session import Session
 
 from needle_helpers import needle_into
 
@@ -117,7 +117,7 @@ def test_nerve_pleura_and_bone_responses(index):
     ev = [e for e in s.events if e.kind == "nerve"]
     assert ev and "electric" in ev[0].message and "shooting" in ev[0].message
     # pleura: sharp pain and a cough now, breathlessness later
-    from imssim.core.placements import parse
+    from imssim.core.training.placements import parse
 
     p = parse({"version": 1, "needles": [{"landmark": "T4_spinous", "lateral_mm": 45, "side": "right", "cranial_mm": 8,
                                           "direction": [0, -1, 0], "depth": 60, "length_mm": 75}]}, index)[0].placement

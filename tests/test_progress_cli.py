@@ -12,7 +12,7 @@ import re
 import pytest
 
 from imssim.cli import main
-from imssim.core.physiology import Physiology
+from imssim.core.engines.physiology import Physiology
 
 from progress_helpers import db_url, needle_to_point  # noqa: F401  (fixture)
 
@@ -133,7 +133,7 @@ def test_cli_progress_commands_do_not_import_qt_or_vtk():
     import sys
 
     code = ("import sys; from imssim.cli import build_parser; build_parser(); "
-            "import imssim.cli.progress, imssim.core.progress, imssim.core.course; "
+            "import imssim.cli.progress, imssim.core.training.progress, imssim.core.training.course; "
             "bad=[m for m in sys.modules if m.split('.')[0] in ('PySide6','vtk','pyvista','vtkmodules')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from imssim.core.course import Course, CourseError, PatientState
-from imssim.core.progress import ProgressStore, course_state_for, save_finished
-from imssim.core.scenario import ScenarioError, derive_targets, load_scenario
-from imssim.core.session import Session
+from imssim.core.training.course import Course, CourseError, PatientState
+from imssim.core.training.progress import ProgressStore, course_state_for, save_finished
+from imssim.core.training.scenario import ScenarioError, derive_targets, load_scenario
+from imssim.core.training.session import Session
 
 from needle_helpers import needle_into
 from progress_helpers import db_url, treat_targets, treat_well  # noqa: F401  (fixture)
@@ -16,7 +16,7 @@ from progress_helpers import db_url, treat_targets, treat_well  # noqa: F401  (f
 
 def _wrong_segment_targets(scenario, atlas):
     """The targets the case would have one segment up (e.g. L3 for an L5 case): wrong-segment treatment."""
-    from imssim.core.atlas import SEGMENTS
+    from imssim.core.model.atlas import SEGMENTS
 
     seg = scenario.diagnosis.segments[0]
     up = SEGMENTS[SEGMENTS.index(seg) - 2]
@@ -144,7 +144,7 @@ def test_course_block_is_validated_with_line_numbers(tmp_path, l5):
 
 
 def test_three_shipped_cases_have_a_course_and_a_case_without_one_says_so(atlas):
-    from imssim.core.scenario import library
+    from imssim.core.training.scenario import library
 
     with_course = [p.stem for p in library() if load_scenario(p).course is not None]
     assert len(with_course) >= 3
@@ -168,7 +168,7 @@ def test_every_course_session_is_saved_with_the_patient_before_and_after(atlas, 
 
 
 def test_a_course_session_recording_replays_from_the_state_it_started_in(atlas, index, l5, tmp_path):
-    from imssim.core.recording import read_recording
+    from imssim.core.training.recording import read_recording
 
     course = Course(l5, atlas)
     s0 = course.start()

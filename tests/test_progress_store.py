@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imssim.core.progress import ProgressStore, ProgressUnavailable, SessionRecord, pending_dir
+from imssim.core.training.progress import ProgressStore, ProgressUnavailable, SessionRecord, pending_dir
 
 from progress_helpers import db_url, fresh_db_url, pg_admin_url  # noqa: F401  (fixture)
 
@@ -54,7 +54,7 @@ def test_migrations_build_the_schema_the_code_expects(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from imssim.core.progress.schema import metadata
+    from imssim.core.training.progress.schema import metadata
 
     with ProgressStore(db_url) as s:
         assert s.revision() == "0001"

@@ -18,8 +18,8 @@ pytest.importorskip("pytestqt", reason="pytest-qt is needed to drive the window"
 
 from PySide6 import QtCore, QtGui  # noqa: E402
 
-from imssim.core.atlas import Atlas, Landmark, Structure  # noqa: E402
-from imssim.core.needle import Placement  # noqa: E402
+from imssim.core.model.atlas import Atlas, Landmark, Structure  # noqa: E402
+from imssim.core.engines.needle import Placement  # noqa: E402
 from imssim.render.views import world_to_display  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -561,13 +561,13 @@ def test_resume_skips_refused_actions_and_a_failed_resume_changes_nothing(qtbot,
     """Issue 22: a crashed session with actions refused live (advance a removed needle,
     insert deeper than the needle) resumes; a damaged recording leaves the window's
     session, case and recording folder as they were."""
-    from imssim.core.session import Session, SessionError
-    from imssim.core.recording import recordings_dir
+    from imssim.core.training.session import Session, SessionError
+    from imssim.core.training.recording import recordings_dir
 
     from needle_helpers import needle_into
 
     sc_atlas, path = atlas, tmp_path / "crashed.jsonl"
-    from imssim.core.scenario import load_scenario
+    from imssim.core.training.scenario import load_scenario
 
     l5 = load_scenario("l5-radiculopathy-low-back", sc_atlas)
     s = Session(sc_atlas, l5, seed=5, index=index, record_to=path)

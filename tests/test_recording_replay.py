@@ -7,9 +7,9 @@ import json
 import pytest
 
 from imssim.cli import main
-from imssim.core.placements import PlacementsError, load_placements
-from imssim.core.recording import VERSION, RecordingError, read_recording
-from imssim.core.session import Session
+from imssim.core.training.placements import PlacementsError, load_placements
+from imssim.core.training.recording import VERSION, RecordingError, read_recording
+from imssim.core.training.session import Session
 
 from needle_helpers import needle_into
 
@@ -150,7 +150,7 @@ def test_placements_examples_in_the_docs_parse(index, tmp_path):
 
 
 def test_a_refused_call_is_recorded_and_refused_again_on_replay(index, l5, tmp_path):
-    from imssim.core.session import SessionError
+    from imssim.core.training.session import SessionError
 
     path = tmp_path / "refused.jsonl"
     s = Session(index.atlas, l5, seed=2, index=index, record_to=path)

@@ -7,7 +7,7 @@ import pytest
 
 pv = pytest.importorskip("pyvista", reason="pyvista renders the scene")
 
-from imssim.core.atlas import Atlas, Landmark, Structure  # noqa: E402
+from imssim.core.model.atlas import Atlas, Landmark, Structure  # noqa: E402
 from imssim.render.backdrop import SceneBackdrop  # noqa: E402
 
 

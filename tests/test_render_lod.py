@@ -7,7 +7,7 @@ import pytest
 
 pv = pytest.importorskip("pyvista", reason="pyvista renders the scene")
 
-from imssim.core.atlas import Atlas, Structure  # noqa: E402
+from imssim.core.model.atlas import Atlas, Structure  # noqa: E402
 from imssim.render import lod as lodmod  # noqa: E402
 from imssim.render.lod import InteractionLOD, simplified_meshes  # noqa: E402
 from imssim.render.scene import AtlasScene  # noqa: E402

@@ -37,7 +37,7 @@ def _laughs(levels: int = 9) -> str:
 
 
 def test_alias_bomb_placements_refused_fast(tmp_path, index):
-    from imssim.core.placements import PlacementsError, load_placements
+    from imssim.core.training.placements import PlacementsError, load_placements
 
     p = tmp_path / "bomb.yaml"
     p.write_text(_laughs())
@@ -96,8 +96,8 @@ def test_size_cap_checked_before_reading(tmp_path):
 
 
 def test_manifest_and_settings_use_the_safe_reader(tmp_path, monkeypatch):
-    from imssim.core import store
-    from imssim.core.importer import ManifestError, load_manifest
+    from imssim.core.model import store
+    from imssim.core.model.importer import ManifestError, load_manifest
 
     p = tmp_path / "m.yaml"
     p.write_text("name: &n a\nattributions: [{source: s, licence: l, attribution: *n}]\n"
@@ -115,7 +115,7 @@ def test_manifest_and_settings_use_the_safe_reader(tmp_path, monkeypatch):
 def _toy():
     import trimesh
 
-    from imssim.core.atlas import Atlas, Landmark, Structure
+    from imssim.core.model.atlas import Atlas, Landmark, Structure
 
     m = trimesh.creation.box(bounds=[(-10, -10, 0), (10, 10, 20)])
     m2 = trimesh.creation.box(bounds=[(-5, -5, 2), (5, 5, 18)])
@@ -175,8 +175,8 @@ DAMAGES = ["header_list", "header_no_structures", "header_structures_text", "hea
 
 @pytest.mark.parametrize("how", DAMAGES)
 def test_damaged_cache_is_refused_warned_and_rebuilt(tmp_path, monkeypatch, caplog, how):
-    from imssim.core import store
-    from imssim.core.atlas import Atlas, AtlasFileError
+    from imssim.core.model import store
+    from imssim.core.model.atlas import Atlas, AtlasFileError
 
     monkeypatch.setenv("IMSSIM_CACHE_DIR", str(tmp_path))
     path = store.builtin_path()
@@ -208,7 +208,7 @@ def test_damaged_cache_is_refused_warned_and_rebuilt(tmp_path, monkeypatch, capl
 @pytest.mark.parametrize("bad", ["../../x/ESCAPED", "a/b", "a\\b", "..", ".hidden", "", "x" * 65, "a b", "builtin",
                                  "BUILTIN"])
 def test_unsafe_atlas_names_refused(bad):
-    from imssim.core import store
+    from imssim.core.model import store
 
     with pytest.raises(store.AtlasNameError):
         store.imported_path(bad)
@@ -233,7 +233,7 @@ def test_import_name_escape_refused_and_nothing_written(tmp_path, monkeypatch, c
 
 
 def test_import_does_not_overwrite_an_atlas_without_force(tmp_path, monkeypatch, capsys):
-    from imssim.core import store
+    from imssim.core.model import store
 
     monkeypatch.setenv("IMSSIM_CACHE_DIR", str(tmp_path / "cache"))
     taken = store.imported_path("taken")
@@ -262,8 +262,8 @@ def test_scenario_schema_does_not_overwrite_without_force(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- recordings
 def test_session_never_truncates_a_recording_and_fsyncs_when_idle(index, tmp_path):
-    from imssim.core.recording import RecordingWriter
-    from imssim.core.session import Session, SessionError
+    from imssim.core.training.recording import RecordingWriter
+    from imssim.core.training.session import Session, SessionError
 
     p = tmp_path / "r.jsonl"
     p.write_text("earlier work\n")
@@ -280,7 +280,7 @@ def test_session_never_truncates_a_recording_and_fsyncs_when_idle(index, tmp_pat
 
 
 def test_redirect_with_zero_direction_raises_session_error(index):
-    from imssim.core.session import Session, SessionError
+    from imssim.core.training.session import Session, SessionError
 
     from needle_helpers import needle_into
 
@@ -296,10 +296,10 @@ def test_redirect_with_zero_direction_raises_session_error(index):
 KILLED = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    from imssim.core import store
-    from imssim.core.scenario import load_scenario
-    from imssim.core.session import Session, SessionError
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.model import store
+    from imssim.core.training.scenario import load_scenario
+    from imssim.core.training.session import Session, SessionError
+    from imssim.core.engines.traversal import TissueIndex
     from needle_helpers import needle_into
     atlas = store.load_builtin()
     index = TissueIndex(atlas)
@@ -321,8 +321,8 @@ KILLED = textwrap.dedent("""
 
 
 def test_killed_session_with_refused_actions_resumes(index, l5, tmp_path):
-    from imssim.core.recording import read_recording
-    from imssim.core.session import Session, resume_session
+    from imssim.core.training.recording import read_recording
+    from imssim.core.training.session import Session, resume_session
 
     path = tmp_path / "killed.jsonl"
     code = KILLED.format(tests=str(REPO / "tests"), path=str(path))
@@ -348,8 +348,8 @@ def test_killed_session_with_refused_actions_resumes(index, l5, tmp_path):
 
 
 def test_failed_resume_leaves_no_file(index, l5, tmp_path):
-    from imssim.core.recording import RecordingError
-    from imssim.core.session import Session, resume_session
+    from imssim.core.training.recording import RecordingError
+    from imssim.core.training.session import Session, resume_session
 
     from needle_helpers import needle_into
 

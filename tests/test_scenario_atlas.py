@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imssim.core.scenario import (
+from imssim.core.training.scenario import (
     ScenarioError,
     TriggerLocus,
     derive_targets,
@@ -16,7 +16,7 @@ from imssim.core.scenario import (
     resolve_locus,
     validate_file,
 )
-from imssim.core.scenario.targets import distance_to
+from imssim.core.training.scenario.targets import distance_to
 
 BASE = """\
 version: 1
@@ -185,7 +185,7 @@ def test_resolve_locus_by_landmark_coordinates_and_fraction(atlas):
 
 
 def test_default_scenario_loci_lie_in_their_muscles(atlas):
-    from imssim.core.scenario import default_scenario_path
+    from imssim.core.training.scenario import default_scenario_path
 
     sc = load_scenario(default_scenario_path(), atlas)
     assert sc.warnings == []
@@ -199,7 +199,7 @@ def _box_atlas():
     """A tiny synthetic atlas: the rule must work on whatever structures exist."""
     import trimesh
 
-    from imssim.core.atlas import Atlas, Innervation, Landmark, Structure
+    from imssim.core.model.atlas import Atlas, Innervation, Landmark, Structure
 
     def box(sid, name, centre, **kw):
         m = trimesh.creation.box(extents=(20, 20, 60))

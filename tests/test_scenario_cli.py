@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from imssim.cli import main
-from imssim.core.scenario import default_scenario_path, load_scenario, scenario_json_schema
+from imssim.core.training.scenario import default_scenario_path, load_scenario, scenario_json_schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_new_writes_a_valid_commented_file(tmp_path, capsys, atlas):
     assert sc.diagnosis.segments == ["L5"] and sc.diagnosis.side == "right"
     assert sc.supersensitive_muscles[0].structure == "multifidus_L5_r"
     assert "#   multifidus_L5_r" in text  # derived targets listed as comments
-    from imssim.core.scenario import dump_document
+    from imssim.core.training.scenario import dump_document
 
     assert dump_document(sc.document) == text  # the generated file round-trips
     # refuses to overwrite

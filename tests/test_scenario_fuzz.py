@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from imssim.core.scenario import ScenarioIssue, validate_file
+from imssim.core.training.scenario import ScenarioIssue, validate_file
 
 VALID = {
     "version": 1,
@@ -160,7 +160,7 @@ def test_the_unbroken_document_is_valid(atlas):
        tol=st.integers(0, 5))
 def test_round_trip_is_byte_identical(age, title, tol):
     """Any valid document written by an author dumps back to the same text."""
-    from imssim.core.scenario import dump_document, load_scenario
+    from imssim.core.training.scenario import dump_document, load_scenario
 
     doc = copy.deepcopy(VALID)
     doc["patient"]["age"] = age

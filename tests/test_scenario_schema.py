@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imssim.core.scenario import (
+from imssim.core.training.scenario import (
     MAX_SCENARIO_BYTES,
     Scenario,
     ScenarioError,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from imssim.core.placements import parse
-from imssim.core.scenario import load_scenario
-from imssim.core.session import Session, grade_placements
+from imssim.core.training.placements import parse
+from imssim.core.training.scenario import load_scenario
+from imssim.core.training.session import Session, grade_placements
 
 from needle_helpers import needle_into
 
@@ -117,7 +117,7 @@ def test_batch_and_per_needle_grading_agree(index, l5):
 
 def test_symptom_site_only_needles_are_counted(atlas, index, l5):
     # a painful muscle outside the segment: needling only it is local dry needling, not IMS
-    from imssim.core.scenario import PainArea
+    from imssim.core.training.scenario import PainArea
 
     assert "piriformis_r" not in {t.structure for t in Session(atlas, l5, index=index).targets}
     patient = l5.patient.model_copy(update={"pain": [PainArea(region="buttock", side="right", structure="piriformis_r")]})
@@ -132,8 +132,8 @@ def test_symptom_site_only_needles_are_counted(atlas, index, l5):
 
 
 def test_needle_resting_on_bone_counts_in_the_muscle_just_above(atlas):
-    from imssim.core.scoring.base import BONE_MUSCLE_MM, muscle_above_bone
-    from imssim.core.traversal import Interval
+    from imssim.core.training.scoring.base import BONE_MUSCLE_MM, muscle_above_bone
+    from imssim.core.engines.traversal import Interval
 
     ivs = [Interval("skin", "skin", 0, 2, True), Interval("multifidus_L5_r", "muscle", 10, 36, True)]
     assert muscle_above_bone(ivs, 40.0, atlas) == "multifidus_L5_r"
@@ -157,7 +157,7 @@ def test_quiz_answers_enter_the_total(atlas, index):
 
 
 def test_needle_zone_limits_are_reported(atlas, index):
-    from imssim.core.scenario import NeedleZone
+    from imssim.core.training.scenario import NeedleZone
 
     sc = load_scenario("l5-radiculopathy-low-back", atlas)
     zone = NeedleZone(landmark="L5_spinous", radius_mm=80, max_length_mm=30, reason="test zone")
@@ -173,7 +173,7 @@ def test_needle_zone_limits_are_reported(atlas, index):
 
 
 def test_time_limit_refuses_actions_after_it_but_still_scores(index, l5):
-    from imssim.core.session import SessionError
+    from imssim.core.training.session import SessionError
 
     timed = l5.model_copy(update={"safety": l5.safety.model_copy(update={"time_limit_s": 60.0})})
     e, d, depth = needle_into(index, "multifidus_L5_r", "posterior")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imssim.core.needle import Placement
-from imssim.core.slice import PLANES, SliceCache, needle_slice, plane_axes
+from imssim.core.engines.needle import Placement
+from imssim.core.engines.slice import PLANES, SliceCache, needle_slice, plane_axes
 
 
 @pytest.mark.parametrize("plane", PLANES)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from imssim.core.atlas import Atlas, Structure
-from imssim.core.traversal import TissueIndex, winding_number
+from imssim.core.model.atlas import Atlas, Structure
+from imssim.core.engines.traversal import TissueIndex, winding_number
 
 UP = np.array([0.0, 0.0, 1.0])
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from imssim.core.atlas import Atlas, Structure
-from imssim.core.traversal import FINE_WITHIN_MM, NEARBY_MM, SAMPLE_EDGE_MM, TissueIndex
+from imssim.core.model.atlas import Atlas, Structure
+from imssim.core.engines.traversal import FINE_WITHIN_MM, NEARBY_MM, SAMPLE_EDGE_MM, TissueIndex
 
 
 def _mesh_structure(sid, m, kind="nerve", harm="nerve injury"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from imssim.core import store
-from imssim.core.atlas import Atlas
+from imssim.core.model import store
+from imssim.core.model.atlas import Atlas
 from imssim.render.scene import render_atlas_png
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from imssim.core.build import bodyparts3d as bp, reconstruct  # noqa: E402
+from imssim.core.model.build import bodyparts3d as bp, reconstruct  # noqa: E402
 
 
 def main(argv=None) -> int:

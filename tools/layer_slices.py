@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     from matplotlib.collections import LineCollection
     from matplotlib.patches import Patch
 
-    from imssim.core import store
+    from imssim.core.model import store
 
     out = Path(argv[0]) if argv else Path("docs/img")
     levels = argv[1:] or ["L4", "T4", "C5"]

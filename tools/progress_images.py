@@ -19,12 +19,12 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "benchmarks")]
 
 
 def main(out: Path) -> list[Path]:
-    from imssim.core import store as atlas_store
-    from imssim.core.progress import ProgressStore, course_state_for, save_finished
-    from imssim.core.progress import report as rp
-    from imssim.core.scenario import derive_targets, load_scenario
-    from imssim.core.session import Session
-    from imssim.core.traversal import TissueIndex
+    from imssim.core.model import store as atlas_store
+    from imssim.core.training.progress import ProgressStore, course_state_for, save_finished
+    from imssim.core.training.progress import report as rp
+    from imssim.core.training.scenario import derive_targets, load_scenario
+    from imssim.core.training.session import Session
+    from imssim.core.engines.traversal import TissueIndex
 
     from bench_progress import bulk_load, make_records
     from progress_helpers import treat_targets, treat_well

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imssim.core.needle import Placement
-from imssim.core.store import load_builtin
+from imssim.core.engines.needle import Placement
+from imssim.core.model.store import load_builtin
 from imssim.qt.app import application, make_window
 from imssim.render.views import world_to_display
 

@@ -1,6 +1,6 @@
 """The window's handlers as plain methods over the core's session (no Qt, no widgets).
 
-The :class:`~imssim.core.session.Session` owns the attempt (needles, palpations, segment
+The :class:`~imssim.core.training.session.Session` owns the attempt (needles, palpations, segment
 call, quiz answers, mode, phase, one trace per needle move). The controller turns the
 view's input into session calls and keeps only view state: the needle glyphs and aim
 angles, the tool, the selection, hover text. It tells listeners what changed with the
@@ -16,12 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.case import BodyBuilds, Case, explore, open_case
-from ..core.needle import REDIRECT_DEPTH_MM, Needle, NeedleError, direction_from_angles
-from ..core.physiology import GRASP_RESISTANCE
-from ..core.recording import new_recording_path
-from ..core.session import MODES, Session, SessionError, resume_case
-from ..core.wording import danger_text
+from ..core.training.case import BodyBuilds, Case, explore, open_case
+from ..core.engines.needle import REDIRECT_DEPTH_MM, Needle, NeedleError, direction_from_angles
+from ..core.engines.physiology import GRASP_RESISTANCE
+from ..core.training.recording import new_recording_path
+from ..core.training.session import MODES, Session, SessionError, resume_case
+from ..core.engines.wording import danger_text
 from ..render.overlay import NeedleGlyph, Overlay, clearance_colour
 from ..render.scene import AtlasScene
 from ..render.views import PRESETS, apply_preset, in_view, screen_ray
@@ -690,7 +690,7 @@ class Controller:
 
     # -- cases and attempts --------------------------------------------------------------------
     def load_scenario(self, name_or_path, mode: str | None = None):
-        """Open a case (library id or file) the one way (:func:`~imssim.core.case.open_case`:
+        """Open a case (library id or file) the one way (:func:`~imssim.core.training.case.open_case`:
         the patient's body build and its index); raises ScenarioError. The current attempt
         is replaced only once the new case has opened."""
         case = open_case(name_or_path, self.bodies)
@@ -732,7 +732,7 @@ class Controller:
         self.targets_visible = False
 
     def resume(self, recording_path) -> Session:
-        """Continue an interrupted session (the core's :func:`~imssim.core.session.resume_case`:
+        """Continue an interrupted session (the core's :func:`~imssim.core.training.session.resume_case`:
         the same replay as ``imssim replay``); nothing here changes unless it succeeded."""
         case, session = resume_case(recording_path, self.bodies)
         self._take_case(case, session.mode, session=session)
@@ -868,7 +868,7 @@ class Controller:
 
     def mark_segment(self, segment: str, on: bool = True) -> None:
         """The trainee's call on the involved segment(s) (recorded for scoring)."""
-        from ..core.atlas import segment_index
+        from ..core.model.atlas import segment_index
 
         if self.scenario is None:
             self.say("Open a case to call its segment (Ctrl+O).", "warn")

@@ -25,8 +25,8 @@ def _progress_cb():
 
 
 def load(args):
-    from ..core import store
-    from ..core.atlas import AtlasFileError
+    from ..core.model import store
+    from ..core.model.atlas import AtlasFileError
 
     try:
         return store.load_atlas(getattr(args, "atlas", None), progress=_progress_cb())
@@ -97,7 +97,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from ..core import store
+    from ..core.model import store
 
     store.load_builtin(progress=_progress_cb(), rebuild=True)
     print(f"built-in atlas cached at {store.builtin_path()}")

@@ -14,9 +14,9 @@ from .errors import UserError
 
 def _user_errors(fn):
     def run(args):
-        from ..core.atlas import AtlasFileError
-        from ..core.importer import ManifestError, MeshFileError
-        from ..core.importer.fetch import FetchError
+        from ..core.model.atlas import AtlasFileError
+        from ..core.model.importer import ManifestError, MeshFileError
+        from ..core.model.importer.fetch import FetchError
 
         try:
             return fn(args)
@@ -67,8 +67,8 @@ def _print_frame(fr: dict, out=None) -> None:
 
 @_user_errors
 def cmd_import(args) -> int:
-    from ..core import store
-    from ..core.importer import import_atlas
+    from ..core.model import store
+    from ..core.model.importer import import_atlas
 
     atlas = import_atlas(args.manifest, name=args.name, profile=args.profile, progress=_progress(),
                          parts_list=args.parts_list, fill=args.fill, force=getattr(args, "force", False))
@@ -89,7 +89,7 @@ def cmd_import(args) -> int:
 
 @_user_errors
 def cmd_fetch(args) -> int:
-    from ..core.importer.fetch import default_dest, fetch_vhm
+    from ..core.model.importer.fetch import default_dest, fetch_vhm
 
     dest = args.dest or default_dest(args.dataset)
     files = fetch_vhm(dest, mirror=args.mirror, progress=_progress())
@@ -104,7 +104,7 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_use(args) -> int:
-    from ..core import store
+    from ..core.model import store
 
     try:
         store.use_atlas(args.name)
@@ -116,8 +116,8 @@ def cmd_use(args) -> int:
 
 @_user_errors
 def cmd_fit_report(args) -> int:
-    from ..core import store
-    from ..core.atlas import Atlas
+    from ..core.model import store
+    from ..core.model.atlas import Atlas
 
     if args.name == store.BUILTIN:
         raise UserError("the built-in atlas is the reference; it has no fit report")

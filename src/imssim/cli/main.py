@@ -14,12 +14,12 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 def _bad_input_errors() -> tuple:
     """Errors that mean the user's input (a file, a name) is bad: exit 2, one line."""
-    from ..core.atlas import AtlasFileError, AtlasLookupError
-    from ..core.placements import PlacementsError
-    from ..core.recording import RecordingError
+    from ..core.model.atlas import AtlasFileError, AtlasLookupError
+    from ..core.training.placements import PlacementsError
+    from ..core.training.recording import RecordingError
     from ..core.safefile import SafeFileError
-    from ..core.scenario import ScenarioError
-    from ..core.session import SessionError
+    from ..core.training.scenario import ScenarioError
+    from ..core.training.session import SessionError
 
     return (UserError, AtlasFileError, AtlasLookupError, PlacementsError, RecordingError, SafeFileError,
             ScenarioError, SessionError)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False)) or os.environ.get("IMSSIM_DEBUG", "") not in ("", "0")
     try:
         if getattr(args, "atlas", None) is not None:
-            from ..core.store import check_name
+            from ..core.model.store import check_name
 
             check_name(args.atlas, allow_builtin=True, what="--atlas")
         if not getattr(args, "func", None):

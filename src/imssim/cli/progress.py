@@ -12,7 +12,7 @@ from .errors import UserError
 
 
 def _store(args):
-    from ..core.progress import ProgressError, ProgressStore
+    from ..core.training.progress import ProgressError, ProgressStore
 
     try:
         return ProgressStore(getattr(args, "db", None))
@@ -38,7 +38,7 @@ def _write_html(path: str, text: str) -> None:
 
 
 def cmd_progress(args) -> int:
-    from ..core.progress import report
+    from ..core.training.progress import report
 
     who = _who(args.student, "IMSSIM_TRAINEE", "student")
     with _store(args) as st:
@@ -83,7 +83,7 @@ def _instructor(args, st) -> str:
 
 
 def cmd_class_add(args) -> int:
-    from ..core.progress import ProgressError
+    from ..core.training.progress import ProgressError
 
     with _store(args) as st:
         try:
@@ -107,7 +107,7 @@ def cmd_class_list(args) -> int:
 
 
 def cmd_class_report(args) -> int:
-    from ..core.progress import report
+    from ..core.training.progress import report
 
     with _store(args) as st:
         _instructor(args, st)
@@ -119,8 +119,8 @@ def cmd_class_report(args) -> int:
 
 
 def cmd_course_show(args) -> int:
-    from ..core.course import CourseError
-    from ..core.progress import course_state_for
+    from ..core.training.course import CourseError
+    from ..core.training.progress import course_state_for
     from .score import _case
 
     who = _who(args.student, "IMSSIM_TRAINEE", "student")

@@ -16,7 +16,7 @@ def _atlas(args):
 
 
 def cmd_validate(args) -> int:
-    from ..core.scenario import ScenarioError, find_scenario, validate_file
+    from ..core.training.scenario import ScenarioError, find_scenario, validate_file
 
     atlas = None if args.no_atlas else _atlas(args)
     n_err = n_warn = 0
@@ -51,7 +51,7 @@ def cmd_validate(args) -> int:
 
 
 def _load(args, atlas):
-    from ..core.scenario import ScenarioError, load_scenario
+    from ..core.training.scenario import ScenarioError, load_scenario
 
     try:
         return load_scenario(args.file, atlas)
@@ -63,7 +63,7 @@ def _load(args, atlas):
 
 
 def cmd_show(args) -> int:
-    from ..core.scenario import derive_targets, resolve_locus
+    from ..core.training.scenario import derive_targets, resolve_locus
 
     atlas = _atlas(args)
     sc = _load(args, atlas)
@@ -122,8 +122,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from ..core.scenario import ScenarioError, load_scenario
-    from ..core.scenario.template import new_scenario_text
+    from ..core.training.scenario import ScenarioError, load_scenario
+    from ..core.training.scenario.template import new_scenario_text
 
     atlas = _atlas(args)
     try:
@@ -147,13 +147,13 @@ def cmd_new(args) -> int:
 
 
 def _slug(args) -> str:
-    from ..core.scenario.template import slug
+    from ..core.training.scenario.template import slug
 
     return slug(args.segment, args.side, args.condition)
 
 
 def cmd_schema(args) -> int:
-    from ..core.scenario import scenario_json_schema
+    from ..core.training.scenario import scenario_json_schema
 
     text = json.dumps(scenario_json_schema(), indent=2) + "\n"
     if args.output:

@@ -9,9 +9,9 @@ from .errors import UserError
 
 
 def _case(args, scenario):
-    from ..core.atlas import AtlasFileError
-    from ..core.scenario import ScenarioError
-    from ..core.case import open_case
+    from ..core.model.atlas import AtlasFileError
+    from ..core.training.scenario import ScenarioError
+    from ..core.training.case import open_case
 
     try:
         return open_case(scenario, atlas_name=getattr(args, "atlas", None))
@@ -35,8 +35,8 @@ def _print(report, as_json: bool, extra: dict | None = None) -> int:
 
 
 def _replay(args, path, scenario_arg=None, course=False):
-    from ..core.recording import RecordingError, read_recording
-    from ..core.session import Session, SessionError
+    from ..core.training.recording import RecordingError, read_recording
+    from ..core.training.session import Session, SessionError
 
     try:
         rec = read_recording(path)
@@ -48,7 +48,7 @@ def _replay(args, path, scenario_arg=None, course=False):
     state = _course_state(args, atlas, sc) if course else None
     hs = rec.header.get("patient_state")
     if course and hs and "initial" in hs and hs.get("case") == sc.id:
-        from ..core.course import PatientState
+        from ..core.training.course import PatientState
 
         state = PatientState.from_dict(hs)  # the state the recorded session really started in
     try:
@@ -75,8 +75,8 @@ def _replay(args, path, scenario_arg=None, course=False):
 
 def _course_state(args, atlas, sc):
     """--course: the patient state of the trainee's course of this case, from the store."""
-    from ..core.course import CourseError
-    from ..core.progress import ProgressError, ProgressStore, course_state_for
+    from ..core.training.course import CourseError
+    from ..core.training.progress import ProgressError, ProgressStore, course_state_for
 
     if not args.save:
         raise UserError("--course needs --save (the course's state lives in the progress store)")
@@ -100,7 +100,7 @@ def _student(args) -> str:
 
 def _save(args, session, atlas, sc, state, recording=None) -> dict:
     """--save: keep the finished session in the progress store; the lines printed say where."""
-    from ..core.progress import ProgressError, ProgressStore, ProgressUnavailable, save_finished
+    from ..core.training.progress import ProgressError, ProgressStore, ProgressUnavailable, save_finished
 
     try:
         store = ProgressStore(args.db)
@@ -111,8 +111,8 @@ def _save(args, session, atlas, sc, state, recording=None) -> dict:
         raise UserError(str(e)) from None
     try:
         if store is None:
-            from ..core.progress.record import record_from_report
-            from ..core.progress.store import configured_url, keep_pending
+            from ..core.training.progress.record import record_from_report
+            from ..core.training.progress.store import configured_url, keep_pending
 
             rec = record_from_report(session.finished, _student(args), args.mode, events=session.events,
                                      recording_path=recording)
@@ -144,9 +144,9 @@ def _save(args, session, atlas, sc, state, recording=None) -> dict:
 
 
 def cmd_score(args) -> int:
-    from ..core.placements import PlacementsError, load_placements
-    from ..core.recording import is_recording
-    from ..core.session import grade_placements
+    from ..core.training.placements import PlacementsError, load_placements
+    from ..core.training.recording import is_recording
+    from ..core.training.session import grade_placements
 
     if args.save:
         _student(args)

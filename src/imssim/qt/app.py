@@ -76,7 +76,7 @@ def run(atlas, args) -> int:
     app = application()
     mode = getattr(args, "mode", None)
     win = make_window(atlas, mode=mode or "practice", record=not screenshot)  # a picture is not an attempt
-    from ..core.scenario import DEFAULT_SCENARIO_ID
+    from ..core.training.scenario import DEFAULT_SCENARIO_ID
 
     scenario = getattr(args, "scenario", None) or DEFAULT_SCENARIO_ID
     if not win.open_scenario(scenario, mode=mode):

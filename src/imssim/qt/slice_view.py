@@ -1,6 +1,6 @@
 """The slice view: a 2D cut of the body in a plane holding the needle, drawn with QPainter.
 
-Thin: the cut comes from :mod:`imssim.core.slice` (cached per entry, direction and plane);
+Thin: the cut comes from :mod:`imssim.core.engines.slice` (cached per entry, direction and plane);
 this widget only draws it, the needle on it (entry at the top, tip going down), depth
 ticks every 10 mm and the name of the tissue at the tip. QPainter needs no second OpenGL
 context, so it works wherever the window does.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..core.slice import PLANES, SliceCache
+from ..core.engines.slice import PLANES, SliceCache
 from ..render.scene import STYLE
 
 Qt = QtCore.Qt

@@ -14,7 +14,7 @@ from pyvistaqt import QtInteractor
 
 from ..app import events as ev
 from ..app.controller import Controller
-from ..core.atlas import Atlas
+from ..core.model.atlas import Atlas
 from ..render.backdrop import SceneBackdrop
 from ..render.lod import InteractionLOD
 from ..render.scene import STYLE
@@ -233,7 +233,7 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addSeparator()
         tb.addWidget(QtWidgets.QLabel(" Needle: "))
         self.length_combo = QtWidgets.QComboBox()
-        from ..core.needle import PRESET_LENGTHS_MM
+        from ..core.engines.needle import PRESET_LENGTHS_MM
 
         for L in PRESET_LENGTHS_MM:
             self.length_combo.addItem(f"{L} mm x 0.25 mm", L)
@@ -372,7 +372,7 @@ class MainWindow(QtWidgets.QMainWindow):
         cl.addWidget(self.brief)
         seg = QtWidgets.QHBoxLayout()
         seg.addWidget(QtWidgets.QLabel("Involved segment:"))
-        from ..core.atlas import SEGMENTS
+        from ..core.model.atlas import SEGMENTS
 
         self.segment_combo = QtWidgets.QComboBox()
         self.segment_combo.addItems(list(SEGMENTS))
@@ -604,7 +604,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- scenarios --------------------------------------------------------------------------
     def open_scenario(self, name, mode: str | None = None) -> bool:
         """Load a scenario by library id or path; a bad file is reported, nothing is lost."""
-        from ..core.scenario import ScenarioError
+        from ..core.training.scenario import ScenarioError
 
         try:
             sc = self.controller.load_scenario(name, mode=mode)
@@ -840,7 +840,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.status.showMessage("Wrote " + ", ".join(str(f) for f in files), 10000)
 
     def _ask_resume(self) -> None:
-        from ..core.recording import recordings_dir
+        from ..core.training.recording import recordings_dir
 
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Resume a session", str(recordings_dir()),
                                                         "Recordings (*.jsonl)")
@@ -848,9 +848,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.resume(path)
 
     def resume(self, path) -> bool:
-        from ..core.recording import RecordingError
-        from ..core.scenario import ScenarioError
-        from ..core.session import SessionError
+        from ..core.training.recording import RecordingError
+        from ..core.training.scenario import ScenarioError
+        from ..core.training.session import SessionError
 
         try:
             self.controller.resume(path)
@@ -1010,7 +1010,7 @@ class ScenarioChooser(QtWidgets.QDialog):
 
     def __init__(self, win: MainWindow):
         super().__init__(win)
-        from ..core.scenario import library, load_scenario
+        from ..core.training.scenario import library, load_scenario
 
         self.win = win
         self.setWindowTitle("Choose a case")

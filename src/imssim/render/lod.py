@@ -54,7 +54,7 @@ def simplified_meshes(atlas, fraction: float = TARGET_FACES, min_keep: int = MIN
         h.update(np.ascontiguousarray(s.faces).tobytes())
     path = None
     try:
-        from ..core.store import cache_dir
+        from ..core.model.store import cache_dir
 
         path = cache_dir() / "lod" / f"{h.hexdigest()}.npz"
         if path.exists():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyvista as pv
 
-from ..core.atlas import Atlas, Structure
+from ..core.model.atlas import Atlas, Structure
 
 #: Colours by kind (RGB 0-1) and default opacity.
 STYLE = {
@@ -62,7 +62,7 @@ LEVEL_TINTS = ((0.80, 0.30, 0.26), (0.93, 0.62, 0.35))
 
 def colour_of(s: Structure) -> tuple[float, float, float]:
     if s.kind == "muscle" and s.level:
-        from ..core.atlas import segment_index
+        from ..core.model.atlas import segment_index
 
         try:
             return LEVEL_TINTS[segment_index(s.level) % 2]

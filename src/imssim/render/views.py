@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.atlas import Atlas
+from ..core.model.atlas import Atlas
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,0 @@
-"""Builders that turn open anatomy sources into an :class:`imssim.core.atlas.Atlas`."""
