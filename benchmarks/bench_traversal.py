@@ -6,7 +6,7 @@ Goals (issue #21, docs/performance.md): full query median >= 50x faster than the
 way, p95 < 0.2 ms; > 200,000 queries/s batched; answers identical to the reference.
 
 The fast way is ``imssim.core.engines.traversal.TissueIndex.query``: one compiled call per needle
-(core/engines/native.py: a BVH over every triangle, all crossings in one pass, the rules in the
+(core/engines/traversal/native.py: a BVH over every triangle, all crossings in one pass, the rules in the
 same kernel) and one for the exact clearances. The reference (``query_reference``: Embree
 one hit per call and the rules in Python) is run on every pose too: any difference in
 intervals (1e-6 mm), tip structures, bone stop or breaches fails the run.

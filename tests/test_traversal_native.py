@@ -1,4 +1,4 @@
-"""The compiled traversal (core/engines/native.py) against the Python reference, on the
+"""The compiled traversal (core/engines/traversal/native.py) against the Python reference, on the
 benchmark's realistic needle poses: every answer must be the same."""
 
 from __future__ import annotations

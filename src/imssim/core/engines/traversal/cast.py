@@ -160,7 +160,7 @@ class CastMixin:
 
     # -- the compiled engine ----------------------------------------------------------
     def _build_native(self) -> None:
-        """BVHs for the compiled kernels (core/engines/native.py): one over every triangle, one per
+        """BVHs for the compiled kernels (core/engines/traversal/native.py): one over every triangle, one per
         danger structure (concatenated into one node array with a root per structure).
         Built once per atlas and cached on disk next to the atlas (keyed by the triangles)."""
         from . import native

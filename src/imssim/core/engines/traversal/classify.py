@@ -19,7 +19,7 @@ class ClassifyMixin:
     def query(self, entry, direction, depth: float, stop_at_bone: bool = True) -> Traversal:
         """Traverse a needle inserted ``depth`` mm from ``entry`` along ``direction``.
 
-        One call of the compiled kernel (core/engines/native.py) collects every crossing along the
+        One call of the compiled kernel (core/engines/traversal/native.py) collects every crossing along the
         line and applies the rules of docs/needle.md; a second one measures the exact
         clearances. Needles that need the per-structure fallback (rule 3) go through
         :meth:`query_reference`'s Python rules (with the compiled clearances)."""
