@@ -288,9 +288,11 @@ def fig_muscles(data: dict, names: dict | None = None):
     n = len(data["muscles"])
     fig, ax = plt.subplots(figsize=(8, 3.4 + 0.22 * ((n + 1) // 2)))
     styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v"]
     for k, (m, ys) in enumerate(sorted(data["muscles"].items(), key=lambda kv: -kv[1][0])):
-        ax.plot(data["x"], ys, marker="o", ms=3.5, lw=1.5, color=PALETTE[k % len(PALETTE)],
-                ls=styles[(k // len(PALETTE)) % len(styles)], label=(names or {}).get(m, m))
+        # marker and dash vary too: two muscles on the same values both stay visible
+        ax.plot(data["x"], ys, marker=markers[k % len(markers)], ms=4, lw=1.5, color=PALETTE[k % len(PALETTE)],
+                ls=styles[k % len(styles)], label=(names or {}).get(m, m))
     rb = data.get("resolved_below") or 0.2
     ax.axhline(rb, color="#2ca02c", lw=1, ls=":")
     ax.text(data["x"][0], rb, " resolved below this", va="bottom", fontsize=8, color="#2ca02c")
