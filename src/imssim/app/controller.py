@@ -358,9 +358,9 @@ class Controller:
         self.render()
 
     def set_danger_visible(self, visible: bool) -> None:
-        for sid, a in self.scene.actors.items():
+        for sid in self.scene.actors:
             if self.atlas.structures[sid].is_danger:
-                a.SetVisibility(visible)
+                self.scene.set_visible(sid, visible)
         self.render()
 
     def select_structure(self, sid: str | None, focus: bool = False) -> None:
@@ -388,7 +388,8 @@ class Controller:
     # -- picking -------------------------------------------------------------------------
     def _visible(self, sid: str) -> bool:
         a = self.scene.actors.get(sid)
-        return bool(a is not None and a.GetVisibility() and a.GetProperty().GetOpacity() >= NAMEABLE_MIN_OPACITY)
+        # (shown: also while the camera moves and the simplified meshes stand in, render/lod.py)
+        return bool(self.scene.shown(sid) and a.GetProperty().GetOpacity() >= NAMEABLE_MIN_OPACITY)
 
     def pick(self, x: float, y: float) -> str | None:
         """The first visible, not see-through structure under display pixel (x, y)."""

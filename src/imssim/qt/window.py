@@ -990,6 +990,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def tick():
             u = min(1.0, clock.elapsed() / 1000.0 / duration)
+            if u >= 1.0 and self.anim_frames == 0 and kind == "twitch":
+                # the first tick came after the whole pulse (a very slow or busy machine):
+                # the peak is shown once, so the twitch is never invisible
+                self.controller.pulse_frame(structure, 0.12 * max(amplitude, 0.3), needle, jolt_mm=2.5)
+                self.anim_frames += 1
+                return
             if u >= 1.0:
                 timer.stop()
                 self.controller.pulse_frame(structure, 0.0, needle, 0.0)
