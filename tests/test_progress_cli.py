@@ -67,15 +67,15 @@ def test_score_save_course_progress_and_reports(capsys, placements, tmp_path, db
     assert code == 0 and d["attempts"] == 3 and [s["course_session"] for s in d["sessions"]] == [1, 2, 3]
     assert d["courses"][0]["points"][0]["pain_before"] == 7 and d["courses"][0]["expected"][0] == 1.0
     assert set(d["families"]) == {"targeting", "level_accuracy", "coverage", "safety", "technique"}
-    # and as HTML: one self-contained file with the four plots, each a real PNG
+    # and as HTML: one self-contained file with the five plots, each a real PNG
     html_file = tmp_path / "ann.html"
     code, out, err = _run(capsys, "progress", "--student", "ann", "--db", db_url, "--html", str(html_file))
     html = html_file.read_text()
     assert code == 0 and "<img" in html and "http" not in html.split("<body>")[1]
     imgs = _images(html)
-    assert len(imgs) == 4 and all(i.size[0] >= 700 and i.size[1] >= 250 for i in imgs)
+    assert len(imgs) == 5 and all(i.size[0] >= 700 and i.size[1] >= 250 for i in imgs)
     for title in ("Score over attempts", "Each metric's trend", "Level error and danger clearance over time",
-                  "The course's patient recovery curve"):
+                  "The course's patient recovery curve", "Each muscle's release over the course"):
         assert html_mod.escape(title) in html
     # the course goes on where it stopped
     code, out, err = _run(capsys, "course", "show", case, "--student", "ann", "--db", db_url, "--json")

@@ -29,6 +29,25 @@ Qt = QtCore.Qt
 @pytest.fixture(autouse=True)
 def _recordings(tmp_path, monkeypatch):
     monkeypatch.setenv("IMSSIM_RECORDINGS_DIR", str(tmp_path / "recordings"))
+    # finished attempts go to a private progress store (SQLite in the test's data folder)
+    monkeypatch.setenv("IMSSIM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IMSSIM_TRAINEE", "tester")
+    monkeypatch.delenv("IMSSIM_DB_URL", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def questions(monkeypatch):
+    """The window's yes/no questions (leaving an exam), answered Yes; the list holds each title."""
+    from PySide6 import QtWidgets
+
+    asked = []
+
+    def question(parent, title, text, *a, **k):
+        asked.append(title)
+        return QtWidgets.QMessageBox.Yes
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", question)
+    return asked
 
 
 def make(qtbot, atlas, index=None, mode="practice"):
@@ -619,7 +638,7 @@ def test_exam_mode_cannot_be_left_without_ending_the_attempt(win, index, qtbot):
     pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=12, side="right")
     click_world(win, pl.entry)
     c.advance(10)
-    win.mode_combo.setCurrentText("practice")  # leaving the exam
+    win.mode_combo.setCurrentText("practice")  # leaving the exam (confirmed: the fixture says Yes)
     assert c.finished and "exam to practice" in c.session.ended_by
     assert win.report_dialog.isVisible() and "ended early" in win.report_dialog.text.toPlainText()
     n = len(c.needles)

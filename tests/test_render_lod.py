@@ -81,6 +81,24 @@ def test_moving_camera_draws_the_proxy_then_the_full_picture(view):
     assert np.array_equal(pl.screenshot(None, return_img=True), full)
 
 
+def test_layers_hidden_while_the_view_moves_stay_hidden_and_shown_ones_stay_nameable(view):
+    """The window's layer switches and the picking read what is *shown*, not which actors
+    the simplified frame has swapped out for a moment."""
+    pl, scene, lod, calls = view
+    pl.render_window.Render()
+    pl.camera.Azimuth(20)
+    pl.render_window.Render()
+    assert lod.active and not scene.actors["muscle_a"].GetVisibility()
+    assert scene.shown("muscle_a") and scene.shown("bone_b")  # swapped out, still shown
+    scene.set_kind_visible("muscle", False)  # the user unticks muscles while the view moves
+    assert not scene.shown("muscle_a")
+    calls[-1][1]()  # the camera has been still: the full picture
+    assert not lod.active
+    assert not scene.actors["muscle_a"].GetVisibility()  # not brought back by the full frame
+    assert scene.actors["bone_b"].GetVisibility() and scene.shown("bone_b")
+    assert not scene.swapped
+
+
 def test_a_drag_is_simplified_until_its_end(view):
     pl, scene, lod, calls = view
     pl.render_window.Render()

@@ -1,8 +1,11 @@
 """Screenshots of the trainee's window in its main states, for docs/img/ (run under Xvfb).
 
-    PYTHONPATH=src xvfb-run -a -s "-screen 0 1600x1000x24" python tools/window_screenshots.py [OUTDIR]
+    PYTHONPATH=src:tests xvfb-run -a -s "-screen 0 1600x1200x24" python tools/window_screenshots.py [OUTDIR] [--only progress]
 
-Every picture is taken from the real window, driven through its handlers.
+Every picture is taken from the real window, driven through its handlers. The progress
+store, settings and recordings are private temporary folders (nothing of the user's is
+read or written); the Progress tab's pictures start from three course sessions of trainee
+"ann" saved through the core (tests/progress_helpers.py drives them).
 """
 
 from __future__ import annotations
@@ -68,12 +71,88 @@ def to_locus(c, structure):
     return n
 
 
-def main(out: Path) -> None:
+def _private_folders() -> None:
     import os
     import tempfile
 
     os.environ.setdefault("IMSSIM_RECORDINGS_DIR", tempfile.mkdtemp(prefix="imssim-shots-"))
+    os.environ["IMSSIM_DATA_DIR"] = tempfile.mkdtemp(prefix="imssim-shots-data-")
+    os.environ["IMSSIM_CONFIG_DIR"] = tempfile.mkdtemp(prefix="imssim-shots-config-")
+    os.environ.pop("IMSSIM_DB_URL", None)
+    os.environ["IMSSIM_TRAINEE"] = "ann"
+
+
+def progress_shots(out: Path) -> list[Path]:
+    """The Progress tab after four sessions of a course (three saved through the core, the
+    fourth finished in the window after File > Continue course), and the continued course's brief."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from progress_helpers import treat_targets, treat_well
+
+    from imssim.core.training.progress import ProgressStore, course_state_for, save_finished
+    from imssim.core.training.scenario import derive_targets, load_scenario
+    from imssim.core.training.session import Session
+    from imssim.core.engines.traversal import TissueIndex
+
+    app = application()
+    atlas = load_builtin()
+    index = TissueIndex(atlas)
+    sc = load_scenario("l5-radiculopathy-low-back", atlas)
+    wrong = sc.model_copy(update={"diagnosis": sc.diagnosis.model_copy(update={"segments": ["L3"]})})
+    wrong_targets = [t.structure for t in derive_targets(wrong, atlas)][:4]
+    with ProgressStore() as st:  # sessions 1-3: the wrong segment, then the L5 multifidus, then two muscles
+        plan = [None, ({"multifidus_L5_r"}, 1), ({"multifidus_L5_r", "gluteus_medius_r"}, 2)]
+        for k, how in enumerate(plan):
+            state = course_state_for(st, sc, "ann", atlas)
+            s = Session(atlas, sc, seed=k, index=index, patient_state=state)
+            treat_targets(s, wrong_targets) if how is None else treat_well(s, pistons=how[1], only=how[0])
+            save_finished(s, "ann", store=st, scenario=sc, state=state, atlas=atlas)
+    w = make_window(atlas, index=index)
+    w.resize(1280, 900)
+    w.show()
+    settle(app)
+    shots = []
+    w.continue_course()  # session 4, the patient as sessions 1-3 left them
+    c = w.controller
+    c.view("lumbar")
+    settle(app)
+    p = out / "window-course.png"
+    w.save_screenshot(str(p))
+    shots.append(p)
+    to_locus(c, "multifidus_L5_r")
+    for _ in range(8):
+        c.piston()
+    settle(app, 6, w)
+    w.finish()
+    settle(app)
+    w.report_dialog.close()
+    w.show_progress()
+    for _ in range(3):
+        settle(app)
+        if not w.progress_view.dirty:
+            break
+    w.progress_view.refresh()
+    settle(app)
+    p = out / "window-progress.png"
+    w.save_screenshot(str(p))
+    shots.append(p)
+    # further down the tab: the course's recovery and each muscle's release
+    sb = w.progress_view.plots.verticalScrollBar()
+    sb.setValue(sb.maximum())
+    settle(app)
+    p = out / "window-progress-course.png"
+    w.save_screenshot(str(p))
+    shots.append(p)
+    w.close()
+    return shots
+
+
+def main(out: Path) -> None:
+    _private_folders()
     out.mkdir(parents=True, exist_ok=True)
+    if "--only" in sys.argv and sys.argv[sys.argv.index("--only") + 1] == "progress":
+        for p in progress_shots(out):
+            print("wrote", p)
+        return
     app = application()
     atlas = load_builtin()
     w = make_window(atlas)
@@ -165,9 +244,10 @@ def main(out: Path) -> None:
     w.quiz_panel.answer_button.click()
     shot("quiz")
     w.close()
+    shots += progress_shots(out)
     for p in shots:
         print("wrote", p)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/img"))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else Path("docs/img"))

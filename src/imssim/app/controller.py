@@ -213,6 +213,20 @@ class Controller:
     def finished(self) -> bool:
         return self.session.phase == "finished"
 
+    @property
+    def exam_running(self) -> bool:
+        """An exam at a case is under way: leaving it (another mode, case or attempt, closing
+        the window) ends and scores it."""
+        return self.mode == "exam" and self.scenario is not None and not self.finished
+
+    @property
+    def patient_state(self):
+        """The course's patient this attempt started with (None: not a course session)."""
+        from ..core.training.course import PatientState
+
+        ps = self.session.patient_state
+        return ps if isinstance(ps, PatientState) else None
+
     # -- plumbing --------------------------------------------------------------------
     def clock(self) -> float:
         return round(self.session.now(), 3)
@@ -236,8 +250,9 @@ class Controller:
         s = self.atlas.structures.get(sid)
         return s.name if s else sid
 
-    def _make_session(self, mode: str, seed: int | None = None) -> Session:
-        """A fresh session on the current case (recorded as it goes when there is a case)."""
+    def _make_session(self, mode: str, seed: int | None = None, patient_state=None) -> Session:
+        """A fresh session on the current case (recorded as it goes when there is a case);
+        ``patient_state``: a course's patient as the earlier sessions left them."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
         sc = self.case.scenario
@@ -245,7 +260,8 @@ class Controller:
         seed = int(time.time() * 1000) % 2**31 if seed is None else int(seed)
         if sc is not None and self.record:
             path = new_recording_path(sc.id, seed)
-        s = Session.from_case(self.case, seed=seed, record_to=path, mode=mode, stop_on_danger=True)
+        s = Session.from_case(self.case, seed=seed, record_to=path, mode=mode, stop_on_danger=True,
+                              patient_state=patient_state)
         s.listeners.append(self._on_session_event)
         return s
 
@@ -342,9 +358,9 @@ class Controller:
         self.render()
 
     def set_danger_visible(self, visible: bool) -> None:
-        for sid, a in self.scene.actors.items():
+        for sid in self.scene.actors:
             if self.atlas.structures[sid].is_danger:
-                a.SetVisibility(visible)
+                self.scene.set_visible(sid, visible)
         self.render()
 
     def select_structure(self, sid: str | None, focus: bool = False) -> None:
@@ -372,7 +388,8 @@ class Controller:
     # -- picking -------------------------------------------------------------------------
     def _visible(self, sid: str) -> bool:
         a = self.scene.actors.get(sid)
-        return bool(a is not None and a.GetVisibility() and a.GetProperty().GetOpacity() >= NAMEABLE_MIN_OPACITY)
+        # (shown: also while the camera moves and the simplified meshes stand in, render/lod.py)
+        return bool(self.scene.shown(sid) and a.GetProperty().GetOpacity() >= NAMEABLE_MIN_OPACITY)
 
     def pick(self, x: float, y: float) -> str | None:
         """The first visible, not see-through structure under display pixel (x, y)."""
@@ -689,22 +706,42 @@ class Controller:
         return "between structures (fascia / connective tissue)"
 
     # -- cases and attempts --------------------------------------------------------------------
-    def load_scenario(self, name_or_path, mode: str | None = None):
+    def load_scenario(self, name_or_path, mode: str | None = None, patient_state=None):
         """Open a case (library id or file) the one way (:func:`~imssim.core.training.case.open_case`:
         the patient's body build and its index); raises ScenarioError. The current attempt
-        is replaced only once the new case has opened."""
-        case = open_case(name_or_path, self.bodies)
-        self._take_case(case, mode or case.scenario.modes.default)
+        is replaced only once the new case has opened (a running exam ends, scored)."""
+        case = self.open_case(name_or_path)
+        self.start_case(case, mode, patient_state)
         return case.scenario
 
-    def _take_case(self, case: Case, mode: str, session: Session | None = None) -> None:
+    def open_case(self, name_or_path) -> Case:
+        """The case opened (scenario, body build, index), without starting it: nothing changes."""
+        return open_case(name_or_path, self.bodies)
+
+    def start_case(self, case: Case, mode: str | None = None, patient_state=None) -> None:
+        """Start an attempt at an opened case (``patient_state``: a course session's patient)."""
+        self._take_case(case, mode or case.scenario.modes.default, patient_state=patient_state,
+                        leaving="another case was opened")
+
+    def end_exam(self, reason: str) -> bool:
+        """End a running exam (scored as it stands; the recording and the report say why).
+        Returns True when there was one."""
+        if not self.exam_running:
+            return False
+        self.session.finish(ended_by=reason)
+        self._finished()
+        return True
+
+    def _take_case(self, case: Case, mode: str, session: Session | None = None, patient_state=None,
+                   leaving: str = "a new attempt was started") -> None:
+        self.end_exam(leaving)  # an exam is never dropped unscored
         old = self.case.atlas
         self._clear_view()
         self.session.close()
         self.case = case
         if case.atlas is not old:  # another body build: the scene shows its skin and fat
             self.scene.update_meshes(case.atlas, [s.id for s in case.atlas if s.kind in ("skin", "subcutaneous")])
-        self.session = session if session is not None else self._make_session(mode)
+        self.session = session if session is not None else self._make_session(mode, patient_state=patient_state)
         if session is not None:
             session.listeners.append(self._on_session_event)
         if case.scenario is not None:
@@ -714,8 +751,9 @@ class Controller:
         self._update()
 
     def new_attempt(self, mode: str | None = None):
-        """Start the same case again: a fresh session and recording, nothing carried over."""
-        self._take_case(self.case, mode or self.mode)
+        """Start the same case again: a fresh session and recording, nothing carried over (a
+        course session starts again with the same patient)."""
+        self._take_case(self.case, mode or self.mode, patient_state=self.session.patient_state)
         return self.scenario
 
     def _clear_view(self) -> None:
@@ -735,7 +773,7 @@ class Controller:
         """Continue an interrupted session (the core's :func:`~imssim.core.training.session.resume_case`:
         the same replay as ``imssim replay``); nothing here changes unless it succeeded."""
         case, session = resume_case(recording_path, self.bodies)
-        self._take_case(case, session.mode, session=session)
+        self._take_case(case, session.mode, session=session, leaving="an interrupted session was resumed")
         for k, trk in enumerate(session.needles):
             if trk.removed:
                 continue

@@ -113,3 +113,43 @@ class Release:
 class Finished:
     report: object
     ended_by: str | None = None
+
+
+@dataclass(frozen=True)
+class TraineeChanged:
+    """Who the progress store saves the finished attempts for (None: nobody said yet)."""
+
+    name: str | None
+
+
+@dataclass(frozen=True)
+class ProgressSaved:
+    """A finished attempt is in the progress store (or several were, when a database came back)."""
+
+    trainee: str
+    db: str  # the database, its password masked
+    count: int = 1
+    case: str | None = None
+    course_session: int | None = None  # the course session the attempt was (None: not a course)
+    next_session: int | None = None
+
+
+@dataclass(frozen=True)
+class ProgressNotSaved:
+    """A finished attempt could not go to the progress store; ``kept`` says where it waits
+    (a pending file, saved when the database can be reached; or this window, until a name is given)."""
+
+    text: str
+    db: str | None
+    kept: str | None
+
+
+@dataclass(frozen=True)
+class CourseContinued:
+    """The next session of a course is open: the patient as the earlier sessions left them."""
+
+    case: str
+    session: int
+    sessions: int
+    lines: tuple  # what the brief says changed (findings, changes since last time, the muscles)
+    offline: bool = False  # the state came from this window (the database could not be reached)

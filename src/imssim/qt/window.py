@@ -14,6 +14,7 @@ from pyvistaqt import QtInteractor
 
 from ..app import events as ev
 from ..app.controller import Controller
+from ..app.progress import ProgressDesk
 from ..core.model.atlas import Atlas
 from ..render.backdrop import SceneBackdrop
 from ..render.lod import InteractionLOD
@@ -89,10 +90,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle("imssim - IMS dry needling trainer")
         self.resize(1280, 800)
         # no MSAA (FXAA instead): it halves the frame time on software OpenGL
-        self.view3d = QtInteractor(self, auto_update=False, multi_samples=0)
+        # the centre: the 3D view, and the Progress tab beside it
+        self.central = QtWidgets.QTabWidget()
+        self.central.setDocumentMode(True)
+        self.view3d = QtInteractor(self.central, auto_update=False, multi_samples=0)
         self.view3d.set_background("#dfe6ec", top="#f7f9fb")
         self.view3d.enable_anti_aliasing("fxaa")
-        self.setCentralWidget(self.view3d)
+        self.central.addTab(self.view3d, "3D view")
+        self.setCentralWidget(self.central)
         self.controller = Controller(atlas, self.view3d, index=index, mode=mode, record=record)
         self.handlers = {
             ev.NeedleChanged: self._on_needle,
@@ -109,6 +114,10 @@ class MainWindow(QtWidgets.QMainWindow):
             ev.Twitch: lambda e: self._animate(e.structure, e.needle, "twitch", e.amplitude, e.duration),
             ev.Release: self._on_release,
             ev.Finished: self._on_finished,
+            ev.TraineeChanged: self._on_trainee,
+            ev.ProgressSaved: self._on_progress_saved,
+            ev.ProgressNotSaved: self._on_progress_not_saved,
+            ev.CourseContinued: self._on_course,
         }
         # many moves within one event-loop turn (wheel bursts) cost one frame, and a frame
         # where only needles moved reuses the scene's last picture (render/backdrop.py)
@@ -119,6 +128,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_release_due = 0.0
         self.controller.render = self._schedule_render
         self.controller.listeners.append(self._on_core_event)
+        # finished attempts go to the progress store (after the window has shown the report);
+        # a picture (--screenshot) is not an attempt: nothing is saved then
+        self.progress = ProgressDesk(self.controller, enabled=record)
+        self._leaving: str | None = None  # what the trainee is doing that ends a running exam
+        self._docks_hidden: list = []
         self._press = None
         self._aiming = False
         self._hover_pos = None
@@ -133,6 +147,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_explore_dock()
         self._build_needle_dock()
         self._build_slice_dock()
+        from .progress_view import ProgressView
+
+        self.progress_view = ProgressView(self)
+        self.central.addTab(self.progress_view, "Progress")
+        self.central.setTabToolTip(1, "Your saved sessions over time, and your course  [Ctrl+Shift+P]")
+        self.central.currentChanged.connect(self._central_changed)
         self.status = self.statusBar()
         self.hover_label = QtWidgets.QLabel("")
         self.status.addPermanentWidget(self.hover_label)
@@ -189,6 +209,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._fill_recent()
         self.new_action = f.addAction("New attempt at this case", self.new_attempt)
         self.new_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+N"))
+        self.continue_action = f.addAction("Continue course", self.continue_course)
+        self.continue_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+C"))
+        self.continue_action.setToolTip("Open the next session of your course: the patient as your earlier "
+                                        "sessions left them  [Ctrl+Shift+C]")
+        self.trainee_action = f.addAction(f"Trainee: {self.progress.trainee}..." if self.progress.trainee
+                                          else "Trainee...", self.ask_trainee)
+        self.trainee_action.setToolTip("Say who you are: finished attempts are saved to your progress under it")
         self.resume_action = f.addAction("Resume an interrupted session...", self._ask_resume)
         self.export_action = f.addAction("Export report and recording...", self._ask_export)
         self.export_action.setEnabled(False)
@@ -201,6 +228,9 @@ class MainWindow(QtWidgets.QMainWindow):
             v.addAction(self.actions[p.key])
         v.addSeparator()
         v.addAction(self.actions["V"])
+        self.progress_action = v.addAction("Progress", lambda: self.show_progress(
+            self.central.currentWidget() is not self.progress_view))
+        self.progress_action.setShortcut(QtGui.QKeySequence("Ctrl+Shift+P"))
         n = mb.addMenu("&Needle")
         for k in ("N", "P", "Esc", "Up", "Down", "Shift+Up", "Shift+Down", "A", "D", "W", "S", "R", "T", "Tab",
                   "Delete"):
@@ -397,6 +427,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scenario_button = QtWidgets.QPushButton("Choose a scenario...  [Ctrl+O]")
         self.scenario_button.clicked.connect(self.choose_scenario)
         cl.addWidget(self.scenario_button)
+        self.course_button = QtWidgets.QPushButton("Continue course  [Ctrl+Shift+C]")
+        self.course_button.setToolTip(self.continue_action.toolTip())
+        self.course_button.clicked.connect(self.continue_course)
+        cl.addWidget(self.course_button)
         self.tabs.addTab(case, "Case")
         # needle readout + feedback
         nd = QtWidgets.QWidget()
@@ -510,7 +544,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controller.mark_segment(text)
 
     def new_attempt(self) -> None:
-        self.controller.new_attempt()
+        if self.confirm_leave_exam("start a new attempt"):
+            with self._leaving_as("start a new attempt"):
+                self.controller.new_attempt()
 
     def _kind_toggled(self, kind: str, on: bool) -> None:
         if on:
@@ -539,7 +575,43 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.mode_combo.currentText() != mode:
             self.mode_combo.setCurrentText(mode)  # re-enters through the signal
             return
+        if mode != "exam" and not self.confirm_leave_exam(f"switch to {mode} mode"):
+            self.mode_combo.blockSignals(True)  # cancelled: the exam goes on as it was
+            self.mode_combo.setCurrentText(self.controller.mode)
+            self.mode_combo.blockSignals(False)
+            return
         self.controller.set_mode(mode)
+
+    # -- leaving an exam ---------------------------------------------------------------------
+    def confirm_leave_exam(self, what: str) -> bool:
+        """In a running exam, ask before ``what`` (switching mode, another case or attempt,
+        closing): leaving ends the exam, scored as it stands. True: go ahead (no exam, or yes)."""
+        if not self.controller.exam_running:
+            return True
+        B = QtWidgets.QMessageBox
+        answer = B.question(self, "Leave the exam?",
+                            f"To {what} you leave the exam: it ends now and is scored as it stands "
+                            "(the recording and your progress keep it).\n\nLeave the exam?", B.Yes | B.No, B.No)
+        return answer == B.Yes
+
+    class _Leaving:
+        def __init__(self, win, what):
+            self.win, self.what = win, what
+
+        def __enter__(self):
+            self.win._leaving = self.what if self.win.controller.exam_running else None
+
+        def __exit__(self, *exc):
+            what, self.win._leaving = self.win._leaving, None
+            r = getattr(self.win, "_exam_report", None)
+            if what is not None and r is not None and self.win.controller.report is not r:
+                self.win.status.showMessage(f"The exam ended when you chose to {what}: {r.summary} "
+                                            "(see the Progress tab).", 15000)
+
+    def _leaving_as(self, what: str) -> "_Leaving":
+        """Around an action that may end a running exam: its report is not shown over the new
+        case; the status bar says how it ended."""
+        return MainWindow._Leaving(self, what)
 
     # -- controller -> widgets --------------------------------------------------------------
     def _on_core_event(self, event) -> None:
@@ -583,6 +655,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_attempt(self, e: ev.AttemptStarted) -> None:
         """A fresh attempt: nothing of the previous one stays on screen."""
+        self.central.setCurrentWidget(self.view3d)
         self.feedback_view.clear()
         d = getattr(self, "report_dialog", None)
         if d is not None:
@@ -599,15 +672,138 @@ class MainWindow(QtWidgets.QMainWindow):
         self._clock_timer.stop()
         self.export_action.setEnabled(True)
         self.quiz_panel.refresh()
-        self.show_report(e.report)
+        self._exam_report = e.report
+        if self._leaving is None:  # leaving the exam for another case: the status bar says it
+            self.show_report(e.report)
+
+    # -- progress and the course ------------------------------------------------------------------
+    def show_progress(self, on: bool = True) -> None:
+        """Show the Progress tab (or the 3D view again)."""
+        self.central.setCurrentWidget(self.progress_view if on else self.view3d)
+
+    def _central_changed(self, i: int) -> None:
+        # the Progress tab takes the whole window: the panels of the 3D view step aside
+        if self.central.widget(i) is self.progress_view:
+            self._docks_hidden = [d for d in (self.explore_dock, self.needle_dock, self.slice_dock) if d.isVisible()]
+            for d in self._docks_hidden:
+                d.hide()
+        else:
+            for d in self._docks_hidden:
+                d.show()
+            self._docks_hidden = []
+
+    def ask_trainee(self) -> bool:
+        """Ask who the trainee is (the name their attempts are saved under)."""
+        name, ok = QtWidgets.QInputDialog.getText(
+            self, "Who are you?", "Your name or trainee id (your finished attempts are saved under it):",
+            text=self.progress.trainee or "")
+        if not ok or not name.strip():
+            return False
+        self.progress.set_trainee(name)
+        return True
+
+    def continue_course(self) -> bool:
+        """Open the next session of the trainee's course (File > Continue course)."""
+        from ..core.training.course import CourseError
+        from ..core.training.progress import ProgressError
+        from ..core.training.scenario import ScenarioError
+
+        if not self.confirm_leave_exam("continue your course"):
+            return False
+        if self.progress.trainee is None and not self.ask_trainee():
+            return False
+        try:
+            with self._leaving_as("continue your course"):
+                self.progress.continue_course()
+        except (CourseError, ProgressError, ScenarioError) as e:
+            self._warn("Cannot continue the course", "The course was not opened; your current work is unchanged.",
+                       str(e))
+            return False
+        return True
+
+    def save_waiting(self) -> int:
+        """Save the attempts that wait (the database was down, or no name was given)."""
+        from ..core.training.progress import ProgressError
+
+        if self.progress.kept and self.progress.trainee is None and not self.ask_trainee():
+            return 0
+        try:
+            n = self.progress.retry()
+        except ProgressError as e:
+            self._warn("Progress not saved yet", "The waiting attempts are still kept; try again later.", str(e))
+            self.progress_view.refresh()
+            return 0
+        if not n:
+            self.status.showMessage("Nothing was waiting to be saved.", 8000)
+        self.progress_view.refresh()
+        return n
+
+    def _warn(self, title: str, text: str, detail: str) -> None:
+        """A window-modal, non-blocking warning (the work stays as it is); also ``last_error``."""
+        self.last_error = detail
+        self.status.showMessage(detail.splitlines()[0], 15000)
+        if self.isVisible() and not getattr(self, "_closing", False):
+            box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Warning, title, text, QtWidgets.QMessageBox.Ok, self)
+            box.setInformativeText(detail.splitlines()[0])
+            box.setDetailedText(detail)
+            box.open()
+            self.error_box = box
+
+    def _progress_changed(self) -> None:
+        self.progress_view.dirty = True
+        if self.central.currentWidget() is self.progress_view:
+            self.progress_view.refresh()
+
+    def _on_trainee(self, e: ev.TraineeChanged) -> None:
+        self.trainee_action.setText(f"Trainee: {e.name}..." if e.name else "Trainee...")
+        self._progress_changed()
+
+    def _report_note(self, text: str, ok: bool) -> None:
+        d = getattr(self, "report_dialog", None)
+        if d is not None:
+            d.set_note(text, ok, ask_name=self.progress.trainee is None)
+
+    def _on_progress_saved(self, e: ev.ProgressSaved) -> None:
+        if e.count == 1:
+            text = f"Saved to {e.trainee}'s progress ({e.db})."
+            if e.course_session:
+                text += f" Course session {e.course_session} is done; next time: session {e.next_session}."
+        else:
+            text = f"Saved {e.count} waiting attempt(s) to the progress database {e.db}."
+        self.status.showMessage(text, 10000)
+        self._report_note(text, True)
+        self._progress_changed()
+
+    def _on_progress_not_saved(self, e: ev.ProgressNotSaved) -> None:
+        self.status.showMessage(e.text.splitlines()[0], 15000)
+        self._report_note(e.text, False)
+        self._progress_changed()
+        if e.kept == "pending":
+            self._warn("Progress not saved: database unreachable",
+                       f"The progress database {e.db} cannot be reached. Your attempt is not lost: it is kept on "
+                       "this computer and saved when the database can be reached again (Progress tab: "
+                       "Save waiting sessions, or the next time imssim opens it).", e.text)
+
+    def _on_course(self, e: ev.CourseContinued) -> None:
+        self.brief.setHtml(self.brief_html())
+        self.tabs.setCurrentIndex(0)
+        ps = self.controller.patient_state
+        self.status.showMessage(f"Course session {e.session} of {e.sessions}"
+                                + (" (from this window: the database cannot be reached)" if e.offline else "")
+                                + (f": pain {ps.pain}/10 (at the first session {ps.pain0}/10)." if ps else "."),
+                                15000)
 
     # -- scenarios --------------------------------------------------------------------------
     def open_scenario(self, name, mode: str | None = None) -> bool:
-        """Load a scenario by library id or path; a bad file is reported, nothing is lost."""
+        """Load a scenario by library id or path; a bad file is reported, nothing is lost.
+        In a running exam, asks first (opening another case ends the exam, scored)."""
         from ..core.training.scenario import ScenarioError
 
+        if not self.confirm_leave_exam("open another case"):
+            return False
         try:
-            sc = self.controller.load_scenario(name, mode=mode)
+            with self._leaving_as("open another case"):
+                sc = self.controller.load_scenario(name, mode=mode)
         except ScenarioError as e:
             self.last_error = str(e)
             if self.isVisible():  # window-modal, not blocking: the session stays as it was
@@ -662,6 +858,7 @@ class MainWindow(QtWidgets.QMainWindow):
         pt = sc.patient
         out = [f"<h3>{e(sc.title)}</h3>",
                f"<p style='color:#556'>{e(sc.difficulty)} &middot; about {sc.estimated_minutes} min</p>",
+               *self._course_html(),
                f"<p><b>Patient:</b> {pt.age}-year-old {e(pt.sex)}, {e(pt.habitus)} build.</p>",
                f"<p><b>Complaint:</b> {e(pt.presenting_complaint)}</p>",
                f"<p><b>History:</b> {e(pt.history)}</p>"]
@@ -684,6 +881,27 @@ class MainWindow(QtWidgets.QMainWindow):
         if settings.timer_s:
             out.append(f"<p><b>Exam:</b> {settings.timer_s / 60:.0f} minutes, no names or hints.</p>")
         return "".join(out)
+
+    def _course_html(self) -> list[str]:
+        """The brief of a course session: where the course stands and what changed (muscle
+        names only where names are shown)."""
+        c = self.controller
+        ps, sc = c.patient_state, c.scenario
+        if ps is None or sc is None or sc.course is None:
+            return []
+        e = html.escape
+        out = [f"<p style='color:#1d5fa8'><b>Course: session {ps.session} of {sc.course.sessions}.</b> "
+               f"Pain {ps.pain}/10 today (at the first session {ps.pain0}/10).</p><ul style='color:#1d5fa8'>"]
+        if c.labels_visible:
+            lines = ps.findings(self.atlas)[1:] + ps.changes_since_last(self.atlas)
+            if ps.session > 1:
+                lines += ps.muscles(self.atlas)
+        else:  # quiz and exam: no names
+            lines = [f"Range of motion {ps.rom_percent:.0f}% of normal.",
+                     f"{len(ps.tender)} muscle(s) tender with a taut band."]
+        out += [f"<li>{e(x)}</li>" for x in lines]
+        out.append("</ul>")
+        return out
 
     def _on_mode(self, mode: str) -> None:
         c = self.controller
@@ -772,6 +990,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
         def tick():
             u = min(1.0, clock.elapsed() / 1000.0 / duration)
+            if u >= 1.0 and self.anim_frames == 0 and kind == "twitch":
+                # the first tick came after the whole pulse (a very slow or busy machine):
+                # the peak is shown once, so the twitch is never invisible
+                self.controller.pulse_frame(structure, 0.12 * max(amplitude, 0.3), needle, jolt_mm=2.5)
+                self.anim_frames += 1
+                return
             if u >= 1.0:
                 timer.stop()
                 self.controller.pulse_frame(structure, 0.0, needle, 0.0)
@@ -852,8 +1076,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from ..core.training.scenario import ScenarioError
         from ..core.training.session import SessionError
 
+        if not self.confirm_leave_exam("resume another session"):
+            return False
         try:
-            self.controller.resume(path)
+            with self._leaving_as("resume another session"):
+                self.controller.resume(path)
         except (RecordingError, ScenarioError, SessionError) as e:
             self.last_error = str(e)
             self.status.showMessage(f"Cannot resume: {e}", 15000)
@@ -994,6 +1221,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.controller.frame_case()  # the case's region (posterior without a case)
 
     def closeEvent(self, ev):  # noqa: N802
+        if not getattr(self, "_closed", False):
+            if not self.confirm_leave_exam("close the window"):
+                ev.ignore()  # the exam goes on
+                return
+            self._closing = True
+            with self._leaving_as("close the window"):
+                self.controller.end_exam("the window was closed")
+            if self.progress.kept and self.progress.trainee is None:
+                self.ask_trainee()  # else the attempts stay in their recordings only
+        self.progress.close()
         self._closed = True
         anim = getattr(self, "_anim", None)
         if anim is not None:
@@ -1168,8 +1405,22 @@ class ReportDialog(QtWidgets.QDialog):
         close = QtWidgets.QPushButton("Close")
         close.clicked.connect(self.accept)
         row.addWidget(close)
+        self.note = QtWidgets.QLabel()  # saved to the trainee's progress, or why not
+        self.note.setWordWrap(True)
+        self.note.hide()
+        lay.addWidget(self.note)
+        self.name_button = QtWidgets.QPushButton("Save to my progress...")
+        self.name_button.clicked.connect(win.ask_trainee)
+        self.name_button.hide()
+        lay.addWidget(self.name_button)
         lay.addLayout(row)
         self.resize(500, 640)
+
+    def set_note(self, text: str, ok: bool, ask_name: bool = False) -> None:
+        self.note.setText(text)
+        self.note.setStyleSheet("color:#1d7a35" if ok else "color:#a35a00; font-weight:bold")
+        self.note.show()
+        self.name_button.setVisible(ask_name and not ok)
 
     def report_html(self, r) -> str:
         e = html.escape

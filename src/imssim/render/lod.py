@@ -118,7 +118,6 @@ class InteractionLOD:
         self.repeat_frames = 0
         self._skipped = None
         self._end_stamp = None
-        self._hidden: list = []
         self._proxy = None
         self._proxy_key = None
         self._lights = None
@@ -351,19 +350,19 @@ class InteractionLOD:
         return actor
 
     def _show_lod(self) -> None:
-        self._hidden = []
+        self.scene.swapped.clear()
         visible = []
         for sid, actor in self.scene.actors.items():
             if not actor.GetVisibility():
                 continue
-            self._hidden.append(actor)
+            self.scene.swapped.add(sid)
             # translucent layers (the skin's 0.18 veil) cost a second pass and blending of
             # every fragment: left out while moving
             if actor.GetProperty().GetOpacity() >= 0.99:
                 visible.append(sid)
         proxy = self._proxy_for(tuple(visible))
-        for actor in self._hidden:
-            actor.SetVisibility(False)
+        for sid in self.scene.swapped:
+            self.scene.actors[sid].SetVisibility(False)
         if proxy is not None:
             proxy.SetVisibility(True)
         ren = self.plotter.renderer
@@ -388,9 +387,10 @@ class InteractionLOD:
     def _show_full(self) -> None:
         if self._proxy is not None:
             self._proxy.SetVisibility(False)
-        for actor in self._hidden:
-            actor.SetVisibility(True)
-        self._hidden = []
+        for sid in self.scene.swapped:
+            if sid in self.scene.actors:
+                self.scene.actors[sid].SetVisibility(True)
+        self.scene.swapped.clear()
         ren = self.plotter.renderer
         if self._fxaa:
             ren.SetUseFXAA(True)

@@ -125,10 +125,11 @@ class Overlay:
                 continue
             p = a.GetProperty()
             if sid not in self._highlight:
-                self._highlight[sid] = (p.GetColor(), p.GetOpacity(), bool(a.GetVisibility()))
+                self._highlight[sid] = (p.GetColor(), p.GetOpacity(), self.scene.shown(sid))
             p.SetColor(*colour)
             if opacity is not None:
                 p.SetOpacity(opacity)
+            self.scene.swapped.discard(sid)  # drawn in full, highlighted, even while the view moves
             a.SetVisibility(True)
 
     def clear_highlight(self, sids=None) -> None:
@@ -139,7 +140,7 @@ class Overlay:
             a = self.scene.actors[sid]
             a.GetProperty().SetColor(*colour)
             a.GetProperty().SetOpacity(opacity)
-            a.SetVisibility(vis)
+            self.scene.set_visible(sid, vis)
 
     @property
     def highlighted(self) -> list[str]:

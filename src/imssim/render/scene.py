@@ -83,6 +83,9 @@ class AtlasScene:
     plotter: pv.Plotter
     atlas: Atlas
     actors: dict = field(default_factory=dict)
+    #: ids whose actors are swapped out for the simplified meshes while the camera moves
+    #: (render/lod.py): shown, though their actors are hidden for now
+    swapped: set = field(default_factory=set)
 
     @classmethod
     def build(cls, plotter: pv.Plotter, atlas: Atlas, kinds: tuple[str, ...] | None = None) -> "AtlasScene":
@@ -113,22 +116,38 @@ class AtlasScene:
             if sid in self.actors and sid in atlas.structures:
                 self.actors[sid].mapper.SetInputData(to_polydata(atlas.structures[sid]))
 
+    def shown(self, sid: str) -> bool:
+        """Whether a structure is shown (its actor is visible, or swapped out for a moment
+        for its simplified mesh while the camera moves)."""
+        a = self.actors.get(sid)
+        return bool(a is not None and (a.GetVisibility() or sid in self.swapped))
+
+    def set_visible(self, sid: str, visible: bool) -> None:
+        """Show or hide one structure; while its actor is swapped out (render/lod.py) the
+        choice is what comes back when the full picture returns."""
+        a = self.actors[sid]
+        if sid in self.swapped:
+            if not visible:
+                self.swapped.discard(sid)  # stays hidden when the full meshes return
+            return
+        a.SetVisibility(visible)
+
     def set_kind_visible(self, kind: str, visible: bool) -> None:
-        for sid, a in self.actors.items():
+        for sid in self.actors:
             if self.atlas.structures[sid].kind == kind:
-                a.SetVisibility(visible)
+                self.set_visible(sid, visible)
 
     def set_kind_opacity(self, kind: str, opacity: float) -> None:
         for sid, a in self.actors.items():
             if self.atlas.structures[sid].kind == kind:
                 a.GetProperty().SetOpacity(opacity)
-                a.SetVisibility(opacity > 0)
+                self.set_visible(sid, opacity > 0)
 
     def set_region_visible(self, region: str, visible: bool, kind: str = "muscle") -> None:
-        for sid, a in self.actors.items():
+        for sid in self.actors:
             s = self.atlas.structures[sid]
             if s.kind == kind and s.region == region:
-                a.SetVisibility(visible)
+                self.set_visible(sid, visible)
 
 
 def set_view(plotter: pv.Plotter, atlas: Atlas, view: str = "posterior", focus: np.ndarray | None = None,

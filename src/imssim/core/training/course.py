@@ -103,6 +103,24 @@ class PatientState:
             out.append("The pain has flared up again since the last session.")
         return out
 
+    def muscles(self, atlas=None) -> list[str]:
+        """Each supersensitive muscle now against the start of the course, in words (for the
+        brief of a continued course: which muscles the earlier sessions released), most
+        released first."""
+        from ..engines.wording import tightness_change
+
+        def name(sid):
+            st = atlas.structures.get(sid) if atlas is not None else None
+            return st.name if st is not None else sid
+
+        rows = sorted(self.supersensitivity.items(), key=lambda kv: kv[1] - self.initial.get(kv[0], kv[1]))
+        out = []
+        for sid, now in rows:
+            start = self.initial.get(sid, now)
+            released = " (released)" if now < self.resolved_below <= start else ""
+            out.append(f"{name(sid)}: {tightness_change(start, now)} since the first session{released}")
+        return out
+
     def to_dict(self) -> dict:
         return {"case": self.case, "session": self.session,
                 "supersensitivity": dict(self.supersensitivity),  # exact: a replay must start from the same floats

@@ -152,6 +152,14 @@ class Session:
         """The case's settings for the current mode (labels, hints, targets_shown, timer_s)."""
         return _mode_settings(self.scenario, self.mode)
 
+    @property
+    def graded_mode(self) -> str:
+        """The mode the attempt counts as in the progress store: "exam" when it was an exam
+        at any moment (an exam left early is still an exam), else the mode at the finish."""
+        if self.mode == "exam" or any("exam" in (c["from"], c["to"]) for c in self.mode_changes):
+            return "exam"
+        return self.mode
+
     def set_mode(self, mode: str, t=None) -> bool:
         """Change the mode (recorded). Leaving exam mode ends the attempt at a case (it is
         scored as it stands, ``ended_by`` says why; without a case there is no exam to end).
@@ -476,7 +484,15 @@ class Session:
         """
         rec = recording if hasattr(recording, "actions") else read_recording(recording)
         ps = rec.header.get("patient_state")
-        patient_state = (ps or {}).get("supersensitivity") if ps else patient_state
+        if isinstance(ps, dict) and ps:
+            patient_state = ps.get("supersensitivity")
+            if all(k in ps for k in ("case", "session", "initial")):  # a course's whole state: keep it
+                from .course import PatientState
+
+                try:
+                    patient_state = PatientState.from_dict(ps)
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    pass
         for a in rec.actions:
             check_action(a, rec)
         mode = rec.header.get("mode")

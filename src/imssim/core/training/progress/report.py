@@ -254,6 +254,59 @@ def fig_recovery(course_list, title="Patient recovery over the course"):
     return fig
 
 
+def course_muscles(rows: list[dict]) -> dict | None:
+    """The muscles of the latest course run in ``rows`` (one trainee): each supersensitive
+    muscle's value at the start of each course session and after the last one.
+
+    ``{"trainee", "case", "sessions", "resolved_below", "x": [session...], "muscles": {id: [value...]}}``
+    (None: no course in ``rows``)."""
+    crs = [r for r in rows if r.get("course_session") and (r.get("patient") or {}).get("before")
+           and r["patient"].get("after")]
+    if not crs:
+        return None
+    key = (crs[-1]["trainee"], crs[-1]["case_id"])  # the latest course
+    by: dict = {}
+    for r in crs:
+        if (r["trainee"], r["case_id"]) != key:
+            continue
+        if r["course_session"] == 1:
+            by = {}  # the course started again
+        by[r["course_session"]] = r  # a session attempted again: its latest attempt
+    run = [by[k] for k in sorted(by)]
+    ids = list(run[0]["patient"]["before"].get("supersensitivity", {}))
+    x = [r["course_session"] for r in run] + [run[-1]["course_session"] + 1]
+    states = [r["patient"]["before"] for r in run] + [run[-1]["patient"]["after"]]
+    return {"trainee": key[0], "case": key[1], "sessions": run[-1]["patient"].get("sessions"),
+            "resolved_below": run[-1]["patient"]["after"].get("resolved_below", 0.2), "x": x,
+            "muscles": {m: [float(st.get("supersensitivity", {}).get(m, float("nan"))) for st in states] for m in ids}}
+
+
+def fig_muscles(data: dict, names: dict | None = None):
+    """Per muscle release over the course: each supersensitive muscle's supersensitivity at the
+    start of each session (from :func:`course_muscles`), with the 'resolved' line."""
+    plt = _plt()
+    n = len(data["muscles"])
+    fig, ax = plt.subplots(figsize=(8, 3.4 + 0.22 * ((n + 1) // 2)))
+    styles = ["-", "--", "-.", ":"]
+    markers = ["o", "s", "^", "D", "v"]
+    for k, (m, ys) in enumerate(sorted(data["muscles"].items(), key=lambda kv: -kv[1][0])):
+        # marker and dash vary too: two muscles on the same values both stay visible
+        ax.plot(data["x"], ys, marker=markers[k % len(markers)], ms=4, lw=1.5, color=PALETTE[k % len(PALETTE)],
+                ls=styles[k % len(styles)], label=(names or {}).get(m, m))
+    rb = data.get("resolved_below") or 0.2
+    ax.axhline(rb, color="#2ca02c", lw=1, ls=":")
+    ax.text(data["x"][0], rb, " resolved below this", va="bottom", fontsize=8, color="#2ca02c")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("supersensitivity (0-1)")
+    ax.set_xlabel("course session (start of)")
+    ax.set_xticks(data["x"])
+    ax.set_title(f"Each muscle's release over the course ({data['case']})")
+    hl = ax.get_legend_handles_labels()
+    fig.legend(*hl, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    _margins(fig, bottom=0.75 + 0.2 * ((len(hl[1]) + 1) // 2))
+    return fig
+
+
 def fig_class_recovery(course_list):
     """Each case's patients across the class: median supersensitivity and pain per course session."""
     plt = _plt()
@@ -406,12 +459,17 @@ def _page(title: str, sub: str, body: list[str]) -> str:
             f"<h1>{html.escape(title)}</h1><p class='sub'>{html.escape(sub)}</p>" + "\n".join(body) + "</body></html>")
 
 
-def student_figures(rows) -> list[tuple[str, bytes]]:
+def student_figures(rows, names: dict | None = None) -> list[tuple[str, bytes]]:
+    """A trainee's plots as (title, PNG): the HTML report's and the window's Progress tab's.
+    ``names``: structure id -> name for the per-muscle plot (ids without it)."""
     figs = [("Score over attempts", _png(fig_scores(rows))), ("Each metric's trend", _png(fig_families(rows))),
             ("Level error and danger clearance over time", _png(fig_level_and_clearance(rows)))]
     cs = courses(rows)
     if cs:
         figs.append(("The course's patient recovery curve", _png(fig_recovery(cs))))
+    cm = course_muscles(rows)
+    if cm is not None and cm["muscles"]:
+        figs.append(("Each muscle's release over the course", _png(fig_muscles(cm, names))))
     return figs
 
 

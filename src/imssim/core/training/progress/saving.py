@@ -31,9 +31,15 @@ def course_state_for(store: ProgressStore, scenario, trainee: str, atlas=None):
     return st
 
 
+def last_course_case(store: ProgressStore, trainee: str) -> str | None:
+    """The case of the trainee's most recent course session (None: no course started)."""
+    rows = [r for r in store.summary_rows(trainee) if r.get("course_session")]
+    return rows[-1]["case_id"] if rows else None
+
+
 def save_finished(session_or_report, trainee: str, *, store: ProgressStore | None = None, mode: str = "practice",
                   scenario=None, state=None, atlas=None, recording_path=None, duration_s=None,
-                  keep_pending_on_error: bool = True) -> Saved:
+                  keep_pending_on_error: bool = True, url: str | None = None) -> Saved:
     """Save one finished session for ``trainee``.
 
     ``session_or_report``: a finished :class:`~imssim.core.training.session.Session` (its events are
@@ -43,7 +49,8 @@ def save_finished(session_or_report, trainee: str, *, store: ProgressStore | Non
 
     When the database is down, :class:`~imssim.core.training.progress.store.ProgressUnavailable` is
     raised after the record was kept in a pending file (``keep_pending_on_error=False``:
-    return a :class:`Saved` with ``error`` set instead)."""
+    return a :class:`Saved` with ``error`` set instead). ``url``: the database when no
+    ``store`` is given (default: the configured one)."""
     from .store import ProgressUnavailable
 
     report = getattr(session_or_report, "finished", None) or session_or_report
@@ -69,7 +76,7 @@ def save_finished(session_or_report, trainee: str, *, store: ProgressStore | Non
     own = store is None
     try:
         if own:
-            store = ProgressStore()
+            store = ProgressStore(url)
         try:
             return Saved(store.save(rec), rec, nxt)
         finally:
@@ -79,7 +86,8 @@ def save_finished(session_or_report, trainee: str, *, store: ProgressStore | Non
         if own and store is None:  # could not even open: keep it pending here
             from .store import configured_url, keep_pending
 
-            keep_pending(rec, configured_url())
+            path = keep_pending(rec, url or configured_url())
+            e = ProgressUnavailable(f"{e}; the session is kept in {path} and will be saved next time")
         if keep_pending_on_error:
-            raise
+            raise e from None
         return Saved(None, rec, nxt, str(e))

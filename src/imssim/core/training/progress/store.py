@@ -83,6 +83,49 @@ def pending_dir() -> Path:
     return data_dir() / "pending"
 
 
+def pending_for(url: str | None = None) -> list[Path]:
+    """The pending files kept for the database ``url`` (default: the configured one): the
+    sessions finished while it could not be reached, saved when a store opens on it."""
+    d = pending_dir()
+    if not d.is_dir():
+        return []
+    key = mask_url(url or configured_url())
+    out = []
+    for p in sorted(d.glob("*.json")):
+        try:
+            if json.loads(p.read_text()).get("db") == key:
+                out.append(p)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return out
+
+
+_TRAINEE_KEY = "trainee"
+
+
+def remembered_trainee() -> str | None:
+    """Who uses imssim here: ``IMSSIM_TRAINEE``, else the name the window remembered."""
+    who = os.environ.get("IMSSIM_TRAINEE")
+    if who and who.strip():
+        return who.strip()
+    from ...model.store import read_settings
+
+    who = read_settings().get(_TRAINEE_KEY)
+    return who.strip() if isinstance(who, str) and who.strip() else None
+
+
+def remember_trainee(name: str) -> None:
+    """Keep ``name`` in imssim's settings.json (the window asks once)."""
+    from ...model.store import read_settings, write_settings
+
+    name = name.strip()
+    if not name:
+        raise ProgressError("a trainee needs a name or id")
+    s = read_settings()
+    s[_TRAINEE_KEY] = name
+    write_settings(s)
+
+
 def _engine_url(url: str) -> str:
     # plain postgresql:// -> the psycopg (3) driver we depend on
     if url.startswith("postgresql://") or url.startswith("postgres://"):
