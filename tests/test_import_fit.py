@@ -202,3 +202,20 @@ def test_a_bent_knee_is_undone_by_the_leg_segment(tmp_path, atlas):
         assert fit["structures"][sid]["centroid_distance_mm"] < 3.0, sid
     st = fit["stages"]
     assert st["segment"]["muscles"]["median_centroid_mm"] < st["rigid"]["muscles"]["median_centroid_mm"]
+
+
+def test_joint_centres_of_the_built_in_body(atlas):
+    """The hip centre is the middle of the femoral head (an adult's is ~20-27 mm in radius)
+    with the acetabulum as far off; knee and ankle lie between their bones, in that order."""
+    from imssim.core.importer.segments import reference_joints
+
+    j = reference_joints(atlas)
+    for side, sfx in (("right", "_r"), ("left", "_l")):
+        hip, knee, ankle = (np.asarray(j[side][k]) for k in ("hip", "knee", "ankle"))
+        fem = atlas.get("femur" + sfx).vertices
+        r = np.linalg.norm(fem - hip, axis=1)
+        assert 15 < r.min() < 27 and (r < 30).sum() > 100, side  # a ball of femur around it
+        assert 15 < np.linalg.norm(atlas.get("hip_bone" + sfx).vertices - hip, axis=1).min() < 30
+        assert fem[:, 2].min() - 30 < knee[2] < fem[:, 2].min() + 30
+        assert 350 < hip[2] - knee[2] < 480 and 300 < knee[2] - ankle[2] < 420  # thigh, leg lengths
+        assert np.sign(hip[0]) == (1 if side == "left" else -1)

@@ -22,8 +22,9 @@ different proportions (a longer thigh), so stage (b) refines it per body segment
   so the twist stays stage (a)'s). The pelvis, thigh and leg then agree exactly at the hip
   and knee. A bone-less end segment (a foot with no foot bones) follows its neighbour.
 * **Muscles and other soft tissue follow the segments they lie in**, vertex by vertex:
-  each vertex is weighted between the segments by its height against the joints (a smooth
-  step 2 x ``BLEND_MM`` wide centred on each joint), and moved by the weighted mean of
+  each vertex is weighted between the segments by where it lies against the plane through
+  each joint square to the limb beyond it (a smooth step 2 x ``BLEND_MM`` wide centred on
+  the joint), and moved by the weighted mean of
   the segments' transforms (linear blend skinning). A muscle wholly within one segment
   moves rigidly (and scaled) with it; one that crosses a joint (the hamstrings at the
   knee, the gluteus maximus at the hip) bends smoothly there. Bones move rigidly with their
@@ -181,9 +182,16 @@ class SegmentFit:
             kind = REGION_SEGMENT.get(s.region or "")
             seg = segment_name(kind, s.side) if kind else None
             return {seg: np.ones(n)} if seg in self.segments else {}
-        z = v[:, 2]
-        # fraction of each vertex beyond (distal to) each joint: a smooth step at the joint's height
-        beyond = [_smoothstep((zj[2] - z + BLEND_MM) / (2 * BLEND_MM)) for zj in zs]
+        # fraction of each vertex beyond (distal to) each joint: a smooth step across the
+        # plane through the joint square to the limb beyond it (hip: the thigh's hip-knee
+        # line; knee and ankle: the leg's knee-ankle line), so a bent limb is cut right too
+        zs = [np.asarray(p, float) for p in zs]
+        axes = []
+        for k in range(len(zs)):
+            a, b = (zs[k], zs[k + 1]) if k + 1 < len(zs) else (zs[k - 1], zs[k]) if k else (zs[k], zs[k] - [0, 0, 1])
+            d = b - a
+            axes.append(d / np.linalg.norm(d) if np.linalg.norm(d) > 1e-6 else np.array([0.0, 0.0, -1.0]))
+        beyond = [_smoothstep(((v - zj) @ u + BLEND_MM) / (2 * BLEND_MM)) for zj, u in zip(zs, axes)]
         w = {}
         prev = np.ones(n)
         for k, seg in enumerate(chain):
