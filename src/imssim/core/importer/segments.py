@@ -130,7 +130,12 @@ def _min_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
     v, c = np.cross(a, b), float(np.dot(a, b))
     if np.linalg.norm(v) < 1e-12:
-        return np.eye(3) if c > 0 else -np.eye(3)  # (opposite: not reached for limbs)
+        if c > 0:
+            return np.eye(3)
+        # opposite: half a turn about any axis square to them (not reached for limbs)
+        p = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        p /= np.linalg.norm(p)
+        return 2 * np.outer(p, p) - np.eye(3)
     K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
     return np.eye(3) + K + K @ K * (1 / (1 + c))
 
