@@ -33,21 +33,63 @@ def _progress():
     return _progress_cb()
 
 
+def _f(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def _print_fit(name: str, fit: dict, out=None) -> None:
-    out = out or sys.stdout
+    """The fit report as rich tables: stage (a), the segments of stage (b), per structure
+    the figures after each stage, and per stage the muscles' median and worst five."""
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(file=out or sys.stdout, highlight=False)
+    c = Console(file=out or sys.stdout, highlight=False, width=max(c.width, 130))
     t = fit.get("transform", {})
     rms = fit.get("rms_mm")
-    print(f"atlas {name}: aligned by {fit.get('method')} ({fit.get('init')}), scale {t.get('scale', 1):.3f}, "
-          f"rotation {t.get('rotation_deg', 0):.1f} deg, RMS {rms:.1f} mm" if rms is not None else
-          f"atlas {name}: not aligned ({fit.get('note', fit.get('method'))})", file=out)
-    for seg, d in sorted(fit.get("segments", {}).items()):
-        print(f"  segment {seg}: RMS {d['rms_mm']:.1f} mm over {len(d['structures'])} structures", file=out)
+    if rms is None:
+        c.print(f"atlas {name}: not aligned ({fit.get('note', fit.get('method'))})")
+    else:
+        on = f" on {fit['fitted_on']} ({', '.join(fit.get('fitted', []))})" if fit.get("fitted_on") else ""
+        c.print(f"atlas {name}: stage (a) {fit.get('method')}{on}, start from {fit.get('init')}: scale "
+                f"{t.get('scale', 1):.3f}, rotation {t.get('rotation_deg', 0):.1f} deg, RMS {rms:.1f} mm")
+    segs = fit.get("segments", {})
+    if segs:
+        st = Table("segment", "fitted by", "bones", "scale", "turn deg", "RMS mm", "note",
+                   title="stage (b): per body segment (after stage a)")
+        for seg, d in sorted(segs.items()):
+            tr = d.get("transform", {})
+            st.add_row(seg, d.get("how", "bones"), ", ".join(d.get("bones", d.get("structures", []))) or "-",
+                       _f(tr.get("scale"), ".3f"), _f(tr.get("rotation_deg"), ".1f"), _f(d.get("rms_mm"), ".1f"),
+                       d.get("note", ""))
+        c.print(st)
     rows = fit.get("structures", {})
     if rows:
-        print(f"  {'structure':34s} {'centroid mm':>11s} {'Dice':>6s} {'IoU':>6s}", file=out)
+        staged = any("rigid" in d for d in rows.values())
+        cols = ["structure", "follows"] + (["rigid mm", "rigid Dice"] if staged else []) + ["centroid mm", "Dice", "IoU", ""]
+        tt = Table(*cols, title="per structure: centroid distance to the built-in counterpart, voxel overlap")
         for sid, d in sorted(rows.items()):
-            print(f"  {sid:34s} {d['centroid_distance_mm']:11.1f} {d.get('dice', 0):6.2f} {d.get('iou', 0):6.2f}",
-                  file=out)
+            r = d.get("rigid", {})
+            follows = ", ".join(f"{k} {v:.0%}" if v < 0.995 else k for k, v in
+                                sorted(d.get("segments", {}).items(), key=lambda kv: -kv[1])) or "-"
+            tt.add_row(sid, follows, *([_f(r.get("centroid_distance_mm"), ".1f"), _f(r.get("dice"), ".2f")] if staged else []),
+                       f"{d['centroid_distance_mm']:.1f}", _f(d.get("dice"), ".2f"), _f(d.get("iou"), ".2f"),
+                       "same source" if d.get("same_source") else ("bone" if d.get("kind") == "bone" else ""))
+        c.print(tt)
+    stages = fit.get("stages", {})
+    if stages:
+        sm = Table("stage", "muscles", "median Dice", "median centroid mm", "worst 5 (Dice, mm)",
+                   title="muscles present in both (independent: not made from the same source file)")
+        for stage, d in stages.items():
+            for which in ("muscles", "independent"):
+                x = d.get(which, {})
+                if not x.get("n"):
+                    continue
+                worst = ", ".join(f"{w['structure']} {w['dice']:.2f}/{w['centroid_distance_mm']:.0f}"
+                                  for w in x.get("worst", []))
+                sm.add_row(stage if which == "muscles" else f"{stage} (independent)", str(x["n"]),
+                           f"{x['median_dice']:.2f}", f"{x['median_centroid_mm']:.1f}", worst)
+        c.print(sm)
 
 
 def _print_frame(fr: dict, out=None) -> None:

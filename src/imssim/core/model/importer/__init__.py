@@ -23,6 +23,7 @@ from ..atlas import Atlas, Attribution, Innervation, Landmark, Structure
 from .manifest import DIRECTIONS, UNITS, Manifest, ManifestError, StructureSpec, load_manifest, validate
 from .readers import MeshFileError, clean_mesh, read_mesh, sha256_of
 from .register import Similarity, icp, surface_points, umeyama, voxel_overlap
+from .segments import fit_segments
 
 __all__ = ["import_atlas", "manifest_for_folder", "frame_matrix", "ImportFailed", "ManifestError", "MeshFileError",
            "load_manifest", "validate", "fit_report"]
@@ -267,16 +268,31 @@ def import_atlas(
     _check_turn(fit, frame, where)
     T = Similarity(np.array(fit["transform"]["matrix"]), np.array(fit["transform"]["translation_mm"]),
                    fit["transform"]["scale"])
-    segs = segment_fit(structures, reference, T, man) if man.align.method == "icp" else {}
-    fit["segments"] = {k: {"structures": v[1], "transform": v[0].as_dict(), "rms_mm": v[2]} for k, v in segs.items()}
-    by_struct = {sid: tr for tr, ids, _ in segs.values() for sid in ids}
     for s in structures:
-        s.vertices = by_struct.get(s.id, T).apply(s.vertices)
+        s.vertices = T.apply(s.vertices)
+
+    progress("fitting body segments", 0.75)
+    staged = man.align.method == "icp" and fit.get("fitted_on") == "bones"
+    rigid = per_structure_fit(Atlas(name, structures), reference) if staged else None
+    if staged:
+        segs = fit_segments(structures, reference, max(man.align.iterations, 200))
+        used: dict[str, list[str]] = {}
+        for s in structures:
+            s.vertices, share = segs.apply(s, s.vertices)
+            s.meta["segments"] = share
+            for seg in share:
+                used.setdefault(seg, []).append(s.id)
+        fit["segments"] = {k: {**seg.as_dict(), "structures": used[k]} for k, seg in segs.segments.items() if k in used}
+        fit["joints"] = {side: {j: [round(float(x), 2) for x in p] for j, p in js.items()}
+                         for side, js in segs.joints.items()}
+    else:
+        fit["segments"] = {}
 
     progress("measuring the fit", 0.8)
     atlas = Atlas(name, structures, attributions=[Attribution(a.source, a.licence, a.attribution, a.url)
                                                   for a in man.attributions])
     fit["structures"] = per_structure_fit(atlas, reference)
+    fit["stages"] = stage_report(atlas, reference, rigid, fit["structures"])
     fit["cleanup"] = clean_reports
     fit["decimate_target"] = man.decimate
 
@@ -421,47 +437,19 @@ def align(structures: list[Structure], reference: Atlas, man: Manifest, M: np.nd
     if method == "centroids":
         T, rms, its = T0, float(np.sqrt(((T0.apply(src) - dst) ** 2).sum(1).mean())), 0
     else:
+        # stage (a): the skeleton carries the body; muscles differ between people and data
+        # sets, so with two or more shared bones only the bones are fitted (the muscles'
+        # overlap is then a measure of the fit, not what it optimised)
+        bones = [(a, b) for a, b in pairs if a.kind == "bone"]
+        fitted = bones if use is None and len(bones) >= 2 else pairs
+        out["fitted_on"] = "bones" if fitted is bones else "all structures"
+        out["fitted"] = [a.id for a, _ in fitted]
         sets = [(surface_points(a.vertices, a.faces, 400, seed=k), surface_points(b.vertices, b.faces, 3000, seed=k))
-                for k, (a, b) in enumerate(pairs)]
+                for k, (a, b) in enumerate(fitted)]
         T, rms, its = icp(sets, T0, man.align.scale, man.align.iterations)
     out["transform"] = T.as_dict()
     out["rms_mm"] = rms
     out["iterations"] = its
-    return out
-
-
-#: Body segments refined separately after the global fit (a different pose of the hip or
-#: knee cannot be matched by one rigid transform): regions -> segment.
-SEGMENT_OF_REGION = {"pelvis": "pelvis", "gluteal": "pelvis", "lumbar": "pelvis", "thigh": "thigh", "leg": "leg",
-                     "foot": "leg"}
-
-
-def segment_fit(structures, reference, T, man) -> dict:
-    """Per body segment (pelvis, thigh, leg), a rigid refinement of the global fit by ICP.
-
-    Bones with no region are put in the segment of their built-in counterpart's region.
-    The global scale is kept. Returns {segment: (transform, structure ids, rms)}.
-    """
-    groups: dict[str, list] = {}
-    for s in structures:
-        m = s.meta.get("match", s.id)
-        if m not in reference.structures:
-            continue
-        seg = SEGMENT_OF_REGION.get(s.region or reference.structures[m].region)
-        if seg is None and s.kind == "bone":
-            seg = {"fibula": "leg", "tibia": "leg", "femur": "thigh", "patella": "leg"}.get(m.split("_")[0])
-        if seg:
-            groups.setdefault(seg, []).append((s, reference.structures[m]))
-    out = {}
-    for seg, pairs in groups.items():
-        if len(pairs) < 2:
-            continue
-        sets = [(surface_points(a.vertices, a.faces, 400, seed=k), surface_points(b.vertices, b.faces, 3000, seed=k))
-                for k, (a, b) in enumerate(pairs)]
-        # rigid about the global fit: solve in the globally-mapped frame, scale fixed
-        mapped = [(T.apply(a), b) for a, b in sets]
-        Tg, rms, _ = icp(mapped, Similarity.identity(), False, man.align.iterations)
-        out[seg] = (T.then(Tg), [a.id for a, _ in pairs], rms)
     return out
 
 
@@ -473,12 +461,59 @@ def per_structure_fit(atlas: Atlas, reference: Atlas, overlap: bool = True) -> d
         if m not in reference.structures:
             continue
         r = reference.structures[m]
-        d = {"counterpart": m, "centroid_distance_mm": float(np.linalg.norm(s.centroid - r.centroid)),
+        d = {"counterpart": m, "kind": s.kind, "centroid_distance_mm": float(np.linalg.norm(s.centroid - r.centroid)),
              "volume_mm3": float(s.volume), "counterpart_volume_mm3": float(r.volume)}
+        if s.meta.get("segments"):
+            d["segments"] = dict(s.meta["segments"])
+            d["stage"] = "segment " + max(d["segments"], key=d["segments"].get)
+        if same_source(s, r):
+            d["same_source"] = True
         if overlap:
             d.update(voxel_overlap(s.vertices, s.faces, r.vertices, r.faces))
         res[s.id] = d
     return res
+
+
+def same_source(s: Structure, r: Structure) -> bool:
+    """The reference structure was made from the same source file (the built-in body's
+    vastus lateralis, biceps femoris and gastrocnemius are the Visible Human meshes,
+    registered): its overlap says how the registrations agree, not how two bodies do."""
+    f = s.meta.get("file")
+    return bool(f) and Path(f).name in {Path(x).name for x in (r.meta.get("source_files") or [])}
+
+
+def _summary(rows: dict, key_ok=lambda d: True) -> dict:
+    ok = {k: d for k, d in rows.items() if key_ok(d)}
+    if not ok:
+        return {"n": 0}
+    dice = np.array([d["dice"] for d in ok.values()])
+    dist = np.array([d["centroid_distance_mm"] for d in ok.values()])
+    worst = sorted(ok, key=lambda k: (ok[k]["dice"], -ok[k]["centroid_distance_mm"]))[:5]
+    return {"n": len(ok), "median_dice": float(np.median(dice)), "median_centroid_mm": float(np.median(dist)),
+            "mean_dice": float(dice.mean()), "max_centroid_mm": float(dist.max()),
+            "worst": [{"structure": k, "dice": ok[k]["dice"], "centroid_distance_mm": ok[k]["centroid_distance_mm"]}
+                      for k in worst]}
+
+
+def stage_report(atlas: Atlas, reference: Atlas, rigid: dict | None, final: dict) -> dict:
+    """Per-muscle overlap after each stage: ``rigid`` (stage a: one similarity on the bones)
+    and ``segment`` (stage b: per body segment); each muscle's rows get ``rigid`` figures
+    beside the final ones. Summaries (median Dice, median centroid distance, worst 5) over
+    all muscles present in both, and over the ``independent`` ones (not made from the same
+    source file as their counterpart)."""
+    musc = {k: d for k, d in final.items() if d.get("kind") == "muscle"}
+    indep = lambda d: not d.get("same_source")  # noqa: E731
+    out = {}
+    if rigid is not None:
+        rm = {k: d for k, d in rigid.items() if d.get("kind") == "muscle"}
+        for k, d in final.items():
+            if k in rigid:
+                d["rigid"] = {"dice": rigid[k]["dice"], "centroid_distance_mm": rigid[k]["centroid_distance_mm"]}
+        out["rigid"] = {"muscles": _summary(rm), "independent": _summary(rm, indep)}
+        out["segment"] = {"muscles": _summary(musc), "independent": _summary(musc, indep)}
+    else:
+        out["final"] = {"muscles": _summary(musc), "independent": _summary(musc, indep)}
+    return out
 
 
 def fill_from_builtin(atlas: Atlas) -> None:

@@ -11,7 +11,9 @@ translation, one uniform scale), found in two steps:
 2. ICP, structure by structure: surface points of each imported structure are paired with
    the nearest surface points *of its own counterpart* (a k-d tree per counterpart), the
    worst 10 % of pairs are trimmed, and Umeyama's solution for all pairs is applied; this
-   is repeated until the RMS stops improving.
+   is repeated until the RMS stops improving. With two or more bones that both bodies
+   have, only the bones take part (stage a); :mod:`.segments` then refines the fit per
+   body segment (stage b).
 
 The fit report gives the RMS of the final point pairs and, per structure, the distance
 between its centroid and the counterpart's and the volume overlap (Dice and IoU on a voxel
