@@ -74,7 +74,7 @@ class FrameDecision:
 
 def handedness(axes: str) -> str:
     """'right' if a source frame with these axis letters is right-handed, else 'left'."""
-    from . import frame_matrix
+    from .pipeline import frame_matrix
 
     return "right" if np.linalg.det(frame_matrix("mm", axes)) > 0 else "left"
 
