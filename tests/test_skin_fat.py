@@ -29,13 +29,13 @@ PUBLISHED_FAT_MM = {
     # buttock SCT 15.4 mm mean (Curr Med Res Opin 2010;26:1519, BMI 19-65); dorsogluteal
     # skin-to-muscle > 25 mm in 72/100 CT scans (BMJ 2006;332:637)
     "buttock": {"lean": (4.0, 14.0), "average": (10.0, 25.0), "obese": (20.0, 40.0)},
-    # thigh SCT 10.4 mm at mean BMI ~31, ~4 mm per 10 kg/m2 (Curr Med Res Opin 2010;26:1519)
+    # thigh SCT 10.4 mm across BMI 19-65, ~4 mm per 10 kg/m2 of BMI (Curr Med Res Opin 2010;26:1519)
     "lateral_thigh": {"lean": (2.5, 7.0), "average": (5.0, 13.0), "obese": (10.0, 20.0)},
     # posterior cervical SFTT, cut-offs 8.2 (men) / 9.6 mm (women) at C3 (Medicine 2023;102:e34355)
     "neck_C5": {"lean": (1.5, 6.0), "average": (3.5, 10.0), "obese": (8.0, 18.0)},
-    # upper arm SCT 5.5 +/- 2.7 mm at BMI 24 (Diabetes Metab J 2014;38:120), 10.8 mm at ~31 (Gibney 2010)
+    # upper arm SCT 5.5 +/- 2.7 mm at BMI 24 (Diabetes Metab J 2014;38:120), 10.8 mm across BMI 19-65 (Gibney 2010)
     "triceps": {"lean": (2.0, 6.0), "average": (3.0, 10.5), "obese": (7.0, 16.0)},
-    # abdomen SCT 10.2 +/- 6.5 mm at BMI 24 (Diabetes Metab J 2014;38:120), 13.9 mm at ~31 (Gibney 2010)
+    # abdomen SCT 10.2 +/- 6.5 mm at BMI 24 (Diabetes Metab J 2014;38:120), 13.9 mm across BMI 19-65 (Gibney 2010)
     "abdomen": {"lean": (3.0, 10.0), "average": (5.0, 23.0), "obese": (14.0, 35.0)},
 }
 #: Skin (mm): 1.9-2.4 mm at the arm, thigh, abdomen and buttock (Curr Med Res Opin

@@ -11,25 +11,31 @@ Method, on one voxel grid (``VOXEL_MM``):
    filled. Each voxel is given the body part of its nearest bone (trunk with head, neck,
    shoulder girdle and pelvis; each arm; each leg).
 2. **Deep fascia** (the fat's deep surface): each part is closed on its own with a ball
-   (``CLOSE_MM``: 40 mm for the trunk, which seals the pelvic outlet, the thoracic inlet,
-   the mouth and orbits and the gaps under gluteus maximus; 15 mm for a limb), so the
-   trunk's cavities and the clefts between its muscles are inside, and a limb is never
-   webbed to the trunk by it. The union is closed once more by ``SEAM_MM`` and filled.
-   Before this, the skin lined the open abdominopelvic cavity from inside: a needle in
-   front of L5 or deep to gluteus maximus met "subcutaneous fat" again 40-55 mm deep.
+   (``CLOSE_MM``: 55 mm for the trunk, which seals the open pelvic outlet, the thoracic
+   inlet, the mouth and orbits, the supraclavicular fossa and the gaps under gluteus
+   maximus; 15 mm for a limb), so the trunk's cavities and the clefts between its muscles
+   are inside, and a limb is never webbed to the trunk by it. The union is closed once
+   more by ``SEAM_MM`` and filled. Before this, the skin lined the open abdominopelvic
+   cavity from inside: a needle in front of L5 or deep to gluteus maximus met
+   "subcutaneous fat" again 40-55 mm deep. The contour's vertices (and face centres) that
+   lie in or within ``DEEP_GAP_MM`` of a muscle or bone are pushed out (exact distances).
 3. **Fat thickness** ``t(x)`` and **skin thickness** ``s(x)``: smooth fields, a Gaussian
    kernel average (``SIGMA_MM``) of the values at named anchor sites (:data:`ANCHORS`,
-   placed on the landmarks and bones, one value per habitus), each part averaging only its
-   own anchors, then blurred across the part seams.
-4. The skin's outer surface is the level set ``d(x) = t(x) + s(x)`` of the exact distance
+   placed on the landmarks and bones, one value per habitus; the averaged values are
+   corrected so the field takes each anchor's value at the anchor), each part averaging
+   only its own anchors, then blurred across the part seams.
+4. The skin's outer surface is the level set ``d(x) = t(x) - g(x) + s(x)`` of the distance
    ``d`` to the deep fascia (outside it; enclosed pockets filled), contoured by marching
-   cubes; the skin's inner surface is the outer one moved ``s`` inwards along the vertex
-   normals; the fat lies between the skin's inner surface and the deep fascia.
+   cubes and snapped onto exact distances; ``g`` is the gap from the fascia down to the
+   muscle (at most ``GAP_COMP_MM``), which a needle counts as fat (the traversal extends
+   the fat to the first muscle). The skin's inner surface is the outer one moved ``s``
+   inwards; the fat lies between the skin's inner surface and the deep fascia.
 
 Each shell is one closed mesh (outer surface plus the inverted inner one), so ray parity
 gives entry and exit. All habitus variants are stored in the atlas (ids ``skin@lean``,
 ``subcutaneous@obese``, ...); :func:`for_habitus` returns a view with one of them as
-``skin`` and ``subcutaneous``.
+``skin`` and ``subcutaneous``. Each variant's ``meta`` holds the anchors' fat and skin
+figures; ``atlas.meta["skin_sites"]`` where each anchor landed on this body.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ SEAM_BLUR_MM = 12.0  # the fields are blurred this much across the part seams
 FAT_MIN_MM = 1.5  # thinnest fat anywhere (keeps the two meshes apart)
 SKIN_RANGE_MM = (1.7, 3.0)  # skin is 1.5-3 mm thick (docs/atlas.md, "Skin and fat")
 DEEP_GAP_MM = 1.0  # the fat's deep surface lies at least this far outside every muscle and bone
-GAP_COMP_MM = 4.0
+GAP_COMP_MM = 4.0  # the fascia-to-muscle gap the skin level makes up for, at most
 SIMPLIFY_MM = 1.0  # outer surface simplification tolerance (mm)
 DEEP_SIMPLIFY_MM = 1.0
 SAMPLE_MM = 1.5  # surface sampling for exact distances
@@ -79,14 +85,14 @@ ANCHORS: dict[str, Anchor] = {a.name: a for a in [
     # head and neck
     Anchor("scalp", "trunk", (3.0, 4.0, 5.0), 1.8, "scalp skin 1.7-1.9 mm (Arch Plast Surg 2025); fat [U]"),
     Anchor("occiput", "trunk", (3.0, 4.5, 6.5), 1.8, "[U]"),
-    Anchor("forehead", "trunk", (3.0, 4.0, 5.5), 1.6, "[U]"),
-    Anchor("temple", "trunk", (3.0, 4.0, 5.5), 1.6, "[U]"),
+    Anchor("forehead", "trunk", (3.0, 4.0, 5.5), 1.7, "[U]"),
+    Anchor("temple", "trunk", (3.0, 4.0, 5.5), 1.7, "[U]"),
     Anchor("jaw", "trunk", (3.5, 5.0, 8.0), 1.8, "[U]"),
     Anchor("chin", "trunk", (3.5, 5.0, 9.0), 1.8, "[U]"),
     Anchor("neck_posterior_C3", "trunk", (3.0, 6.0, 11.0), 2.5,
            "cervical SFTT at C3, neck-pain cut-off 8.2 mm men, 9.6 mm women (Medicine 2023;102:e34355)"),
     Anchor("neck_posterior_C5", "trunk", (3.0, 6.0, 12.0), 2.5,
-           "posterior cervical SAT (Medicine 2023;102:e34355; Am J Clin Nutr 2019 neck fat at C5)"),
+           "posterior cervical SFTT (Medicine 2023;102:e34355); neck fat compartments at C5 by BMI (PMC6443294)"),
     Anchor("neck_lateral", "trunk", (3.0, 5.0, 9.0), 2.0, "[U]"),
     Anchor("neck_anterior", "trunk", (3.0, 5.0, 10.0), 1.8, "[U]"),
     # back
@@ -111,25 +117,25 @@ ANCHORS: dict[str, Anchor] = {a.name: a for a in [
     Anchor("chest", "trunk", (4.0, 8.0, 16.0), 2.0, "[U]"),
     Anchor("epigastric", "trunk", (5.0, 10.0, 20.0), 2.2, "[U] as the abdomen, a little thinner"),
     Anchor("abdomen", "trunk", (6.0, 12.0, 24.0), 2.2,
-           "abdomen SCT 10.2 +/- 6.5 mm at BMI 24 (Diabetes Metab J 2014;38:120), 13.9 mm at mean BMI ~31, "
+           "abdomen SCT 10.2 +/- 6.5 mm at BMI 24 (Diabetes Metab J 2014;38:120), 13.9 mm across BMI 19-65, "
            "skin 2.2 mm (Curr Med Res Opin 2010;26:1519)"),
     Anchor("lower_abdomen", "trunk", (6.0, 13.0, 26.0), 2.2, "as abdomen"),
     # arm
     Anchor("deltoid", "arm", (4.0, 7.0, 12.0), 2.2, "[U] as the upper arm"),
     Anchor("triceps", "arm", (3.5, 6.0, 11.0), 2.2,
-           "upper arm SCT 5.5 +/- 2.7 mm at BMI 24 (Diabetes Metab J 2014;38:120), 10.8 mm at mean BMI ~31, "
+           "upper arm SCT 5.5 +/- 2.7 mm at BMI 24 (Diabetes Metab J 2014;38:120), 10.8 mm across BMI 19-65, "
            "skin 2.2 mm (Curr Med Res Opin 2010;26:1519)"),
     Anchor("biceps", "arm", (3.0, 5.0, 9.0), 2.0, "[U]"),
     Anchor("arm_medial", "arm", (3.5, 6.5, 12.0), 1.8, "[U]"),
     Anchor("elbow", "arm", (2.5, 3.0, 4.0), 2.0, "[U]"),
     Anchor("forearm_dorsal", "arm", (2.5, 3.5, 6.0), 1.8, "[U] brachioradialis site among the thinnest (Ultrasound Med Biol 2017;43:427)"),
-    Anchor("forearm_ventral", "arm", (2.5, 4.0, 7.0), 1.6, "[U]"),
-    Anchor("hand_dorsal", "arm", (2.5, 2.5, 3.5), 1.6, "[U]"),
+    Anchor("forearm_ventral", "arm", (2.5, 4.0, 7.0), 1.7, "[U]"),
+    Anchor("hand_dorsal", "arm", (2.5, 2.5, 3.5), 1.7, "[U]"),
     Anchor("hand_palmar", "arm", (2.5, 3.0, 4.0), 1.8, "[U]"),
     # leg
     Anchor("hip_lateral", "leg", (5.0, 10.0, 18.0), 2.0, "[U] between the buttock and the thigh"),
     Anchor("thigh_lateral", "leg", (4.0, 8.0, 14.0), 1.9,
-           "thigh SCT 10.4 mm at mean BMI ~31, skin 1.9 mm (Curr Med Res Opin 2010;26:1519); "
+           "thigh SCT 10.4 mm across BMI 19-65, skin 1.9 mm (Curr Med Res Opin 2010;26:1519); "
            "10 kg/m2 of BMI ~ 4 mm of fat (same)"),
     Anchor("thigh_anterior", "leg", (4.0, 8.0, 14.0), 1.9, "as the lateral thigh"),
     Anchor("thigh_posterior", "leg", (5.0, 9.0, 16.0), 1.9, "[U]"),
@@ -140,8 +146,8 @@ ANCHORS: dict[str, Anchor] = {a.name: a for a in [
     Anchor("calf_posterior", "leg", (3.0, 5.0, 9.0), 1.8, "[U]"),
     Anchor("shin", "leg", (2.5, 3.0, 5.0), 1.8, "[U]"),
     Anchor("leg_lateral", "leg", (3.0, 4.0, 7.0), 1.8, "[U]"),
-    Anchor("ankle", "leg", (2.5, 3.0, 4.0), 1.6, "[U]"),
-    Anchor("foot_dorsal", "leg", (2.5, 3.0, 4.0), 1.6, "[U]"),
+    Anchor("ankle", "leg", (2.5, 3.0, 4.0), 1.7, "[U]"),
+    Anchor("foot_dorsal", "leg", (2.5, 3.0, 4.0), 1.7, "[U]"),
     Anchor("heel", "leg", (8.0, 10.0, 12.0), 2.5, "[U] heel pad"),
 ]}
 
@@ -306,8 +312,27 @@ def _mass(atlas: Atlas, margin: float):
 
 
 def _closing(mask: np.ndarray, r: float, h: float) -> np.ndarray:
+    """Morphological closing by a ball of radius ``r`` mm. Small balls by binary
+    morphology; large ones by two distance transforms, on a grid twice as coarse (a
+    closing of the 2x2x2 blocks, shrunk back by one coarse voxel: eight times fewer
+    voxels, and only the bridged space is approximate)."""
     from scipy import ndimage
 
+    rv = r / h
+    if rv <= 2.5:
+        k = int(np.ceil(rv))
+        z, y, x = np.mgrid[-k:k + 1, -k:k + 1, -k:k + 1]
+        ball = (x * x + y * y + z * z) <= rv * rv + 1e-9
+        p = k + 1
+        return ndimage.binary_closing(np.pad(mask, p), structure=ball)[p:-p, p:-p, p:-p]
+    if rv >= 6:
+        n = [(d + 1) // 2 * 2 for d in mask.shape]
+        m = np.zeros(n, bool)
+        m[: mask.shape[0], : mask.shape[1], : mask.shape[2]] = mask
+        m2 = m.reshape(n[0] // 2, 2, n[1] // 2, 2, n[2] // 2, 2).any(axis=(1, 3, 5))
+        c2 = ndimage.binary_erosion(_closing(m2, r, 2 * h), border_value=1)
+        c = c2.repeat(2, axis=0).repeat(2, axis=1).repeat(2, axis=2)
+        return c[: mask.shape[0], : mask.shape[1], : mask.shape[2]] | mask
     dil = ndimage.distance_transform_edt(~mask, sampling=h) <= r
     return ndimage.distance_transform_edt(dil, sampling=h) > r
 
@@ -641,7 +666,8 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
                             "midline", "whole body", fv, ff,
                             source="imssim (offset of the deep fascia by published skin and fat thickness)",
                             meta=dict(meta)))
-    atlas.meta["skin_sites"] = {f"{n}@{k}": [round(float(x), 1) for x in p] for k, (n, _, p) in enumerate(sites)}
+    atlas.meta["skin_sites"] = [{"site": n, "part": _PARTS[k - 1], "xyz": [round(float(x), 1) for x in p]}
+                                for n, k, p in sites]
 
 
 def habitus_variants(atlas: Atlas) -> list[str]:
