@@ -84,8 +84,15 @@ def layers_at(ix: TissueIndex, name: str):
     kinds = [iv.kind for iv in tr.intervals]
     assert kinds[:2] == ["skin", "subcutaneous"], (name, tr.layers)
     skin, fat = tr.intervals[0], tr.intervals[1]
+    # under the fat: the deep fascia (a fascia of the tissue between the layers), a muscle
+    # or a bone, with no gap
+    nxt = tr.intervals[2]
+    assert nxt.kind in ("muscle", "bone", "connective"), (name, tr.layers)
+    assert nxt.entry_depth == pytest.approx(fat.exit_depth, abs=0.5), (name, tr.layers)
     first = min(iv.entry_depth for iv in tr.intervals if iv.kind in ("muscle", "bone"))
-    assert fat.exit_depth == pytest.approx(first, abs=0.5), (name, tr.layers)  # the fat ends on the muscle
+    # the fascia is a thin sheet where it is the deep fascia (the thoracolumbar fascia over
+    # the lumbar paraspinals takes over latissimus's aponeurosis and is thicker)
+    assert first - fat.exit_depth <= (16.0 if nxt.structure == "thoracolumbar_fascia" else 5.0), (name, tr.layers)
     return skin.exit_depth - skin.entry_depth, fat.exit_depth - fat.entry_depth
 
 

@@ -665,7 +665,7 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
         atlas.add(Structure(_variant_id("subcutaneous", h), f"subcutaneous fat ({h} build)", "subcutaneous",
                             "midline", "whole body", fv, ff,
                             source="imssim (offset of the deep fascia by published skin and fat thickness)",
-                            meta=dict(meta)))
+                            meta=dict(meta, deep_surface="fascia")))
     atlas.meta["skin_sites"] = [{"site": n, "part": _PARTS[k - 1], "xyz": [round(float(x), 1) for x in p]}
                                 for n, k, p in sites]
 
