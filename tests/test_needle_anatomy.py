@@ -42,9 +42,10 @@ def test_t4_needle_aimed_anteriorly_breaches_pleura(index):
     assert lung[0].harm == "pneumothorax"
     # the pleura lies inside the intercostal muscle, never before it
     assert tr.layers.index("external_intercostal_r") < tr.layers.index("lung_r")
-    # skin to pleura: measured 48 mm on this body, whose erector spinae are thick over the
-    # upper ribs (skin to rib 37-51 mm; issue 16 brings the depths to published ranges)
-    assert 40 <= lung[0].depth <= 55
+    # skin-to-pleura over the upper thorax at normal build: ~2-4 cm published. This body's
+    # erector spinae lie between the rhomboid and the ribs (docs/atlas.md, "Between the
+    # layers": the departures), so the pleura is met deeper: measured ~40-48 mm here
+    assert 35 <= lung[0].depth <= 55
     assert tr.clearance_to("lung_r").shaft_mm == 0.0
     # a shorter needle stops short and reports how close the pleura is
     short = index.query(p.entry, p.direction, lung[0].depth - 5)
@@ -143,10 +144,13 @@ def test_skin_encloses_everything(atlas, index):
 
 
 def test_habitus_changes_subcutaneous_thickness(atlas, obese_index, index):
-    """Obese fat is FAT_MM["obese"] - FAT_MM["average"] (6 mm) thicker over the lumbar
-    paraspinals, lean thinner; averaged over a few entries (one ray through a voxelised
-    surface varies by a millimetre or two)."""
-    from imssim.core.model.build.skin import FAT_MM
+    """Obese fat is thicker over the lumbar paraspinals than average by the published
+    difference the lumbar site takes (skin.ANCHORS, docs/atlas.md "Skin and fat"), lean
+    thinner; averaged over a few entries (one ray through a voxelised surface varies by a
+    millimetre or two)."""
+    from imssim.core.model.build.skin import ANCHORS
+
+    lean_mm, avg_mm, obese_mm = ANCHORS["lumbar_L3"].fat
 
     def fat(ix):
         out = []
@@ -158,7 +162,7 @@ def test_habitus_changes_subcutaneous_thickness(atlas, obese_index, index):
         return np.array(out)
 
     avg, ob = fat(index), fat(obese_index)
-    assert np.mean(ob - avg) == pytest.approx(FAT_MM["obese"] - FAT_MM["average"], abs=2.0)
+    assert np.mean(ob - avg) == pytest.approx(obese_mm - avg_mm, abs=2.5)
     assert np.all(ob > avg)
     lean = TissueIndex(store.load_builtin(habitus="lean"))
     assert np.mean(fat(lean)) < np.mean(avg)
@@ -187,12 +191,12 @@ def test_skin_and_fat_are_each_one_outer_and_one_inner_surface(habitus):
         assert outer.volume > 0 > inner.volume  # the inner surface faces inwards
 
 
-def test_skin_is_two_millimetres_thick_everywhere(atlas, index):
-    """A needle square to the skin crosses ~2 mm of skin wherever it enters (the inner
-    surface is the outer one offset inwards, not a second contour of a 4.5 mm grid)."""
+def test_skin_is_one_and_a_half_to_three_millimetres_thick_everywhere(atlas, index):
+    """A needle square to the skin crosses 1.5-3 mm of skin wherever it enters (published
+    1.9-2.4 mm over the limbs, abdomen and buttock, ~3 mm on the back: docs/atlas.md,
+    "Skin and fat"; the inner surface is the outer one offset inwards, not a second
+    contour of the voxel grid). Measured: 1.7-2.8 mm at the 1st-99th percentile."""
     import trimesh
-
-    from imssim.core.model.build.skin import SKIN_MM
 
     s = atlas.get("skin")
     mesh = trimesh.Trimesh(s.vertices, s.faces, process=False)
@@ -207,8 +211,8 @@ def test_skin_is_two_millimetres_thick_everywhere(atlas, index):
             thick.append(first.exit_depth - first.entry_depth)
     thick = np.array(thick)
     assert len(thick) > 0.95 * len(pts)
-    assert np.median(thick) == pytest.approx(SKIN_MM, abs=0.3)
-    assert np.mean(np.abs(thick - SKIN_MM) < 0.5) > 0.9, np.percentile(thick, [5, 50, 95])
+    assert np.mean((thick >= 1.5) & (thick <= 3.0)) > 0.98, np.percentile(thick, [1, 5, 50, 95, 99])
+    assert 1.8 <= np.median(thick) <= 2.6, np.median(thick)
 
 
 def test_fat_reaches_the_first_muscle_over_the_back(atlas, index):

@@ -127,9 +127,11 @@ def test_nerve_pleura_and_bone_responses(index):
     assert s.tick(30.0) == []
     later = s.tick(2.0 + 61.0)
     assert [e.kind for e in later] == ["breathless"]
-    # bone: a perpendicular needle beside the L5 spinous process ends on the lamina
+    # bone: a perpendicular needle beside the L5 spinous process ends on the lamina (8 mm
+    # cranial to the tip: at 16 mm the skin's normal over the lumbar fat, which thickens
+    # toward the buttock, tilts it onto the lower edge of the L4 lamina, 1 mm away)
     q = parse({"version": 1, "needles": [{"landmark": "L5_spinous", "lateral_mm": 20, "side": "right",
-                                          "cranial_mm": 16, "depth": 75, "length_mm": 75}]}, index)[0].placement
+                                          "cranial_mm": 8, "depth": 75, "length_mm": 75}]}, index)[0].placement
     s.insert_needle(q.entry, q.direction, q.depth, length_mm=75, t=70.0)
     assert any(e.kind == "bone_contact" and e.structure == "vertebra_L5" for e in s.events)
 

@@ -108,6 +108,12 @@ def _shell_solids(s: Structure, grid: Grid):
             yield r
 
 
+def _fat_reaches_fascia(atlas: Atlas, fat_id: str) -> bool:
+    """Whether the fat mesh's deep surface is the deep fascia (the built-in body's skin
+    stage, build/skin.py, marks it): then the grid adds no fat of its own under it."""
+    return bool(atlas.structures[fat_id].meta.get("deep_surface") == "fascia")
+
+
 def _skin_id(atlas: Atlas, kind: str, habitus: str) -> str | None:
     for sid in (f"{kind}@{habitus}", kind):
         if sid in atlas.structures:
@@ -183,13 +189,15 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
             fm[sl] ^= m
         fm &= gap & (fill == 0)
         fill[fm] = fat_lab
-        seed = np.where(fm, fat_lab, 0).astype(np.uint16)
-        # a voxel's breadth from every muscle: the fat does not leak through a thin sheet
-        wall = ndimage.binary_dilation(is_muscle_lab[occ])
-        _propagate(seed, gap & (fill == 0) & ~wall, int(round(FAT_GAP_MM / H_MM)))
-        del wall
-        fill[gap & (fill == 0) & (seed > 0)] = fat_lab
-        del seed, fm
+        if not _fat_reaches_fascia(atlas, fat_id):
+            seed = np.where(fm, fat_lab, 0).astype(np.uint16)
+            # a voxel's breadth from every muscle: the fat does not leak through a thin sheet
+            wall = ndimage.binary_dilation(is_muscle_lab[occ])
+            _propagate(seed, gap & (fill == 0) & ~wall, int(round(FAT_GAP_MM / H_MM)))
+            del wall
+            fill[gap & (fill == 0) & (seed > 0)] = fat_lab
+            del seed
+        del fm
 
     # 3. muscles meet their neighbours (nearest muscle within GROW_MM)
     progress("fill: muscles meet their neighbours", 0.55)
@@ -208,13 +216,16 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
 
     # 4. subcutaneous fat: free space joined to the surface, no deeper than FAT_REACH_MM
     progress("fill: fat", 0.65)
-    free = gap & (fill == 0)
-    near = free & (depth <= FAT_REACH_MM)
-    lab, _n = ndimage.label(near)
-    surf = near & (depth <= 2.5 * H_MM)
-    keep = np.unique(lab[surf])
-    fat = np.isin(lab, keep[keep > 0]) & near
-    fill[fat] = fat_lab
+    # (not when the fat mesh itself reaches the deep fascia, build/skin.py: the space under
+    # it, between muscles, is intermuscular fat and fascia, never subcutaneous fat again)
+    if fat_id is None or not _fat_reaches_fascia(atlas, fat_id):
+        free = gap & (fill == 0)
+        near = free & (depth <= FAT_REACH_MM)
+        lab, _n = ndimage.label(near)
+        surf = near & (depth <= 2.5 * H_MM)
+        keep = np.unique(lab[surf])
+        fat = np.isin(lab, keep[keep > 0]) & near
+        fill[fat] = fat_lab
 
     # 5. thoracolumbar fascia over the paraspinals (T10 to the sacrum)
     progress("fill: thoracolumbar fascia", 0.72)
