@@ -135,7 +135,9 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
     progress("fill: body", 0.0)
     body = np.zeros(shape, bool)
     sl, m = _solid(skin, grid)
-    body[sl] |= m
+    # a voxel in from the skin's surface (its raster reaches up to a voxel outside it, and
+    # the labels' surfaces would poke through the skin): the skin and fat meshes cover that
+    body[sl] |= ndimage.binary_erosion(m)
     labels: list[str] = [""]
     lab_of: dict[str, int] = {}
 
@@ -401,15 +403,45 @@ def _tlf(atlas, grid, occ, labels, lab_of, gap, fill, label, z, dist_ok=True) ->
     k0, k1 = np.searchsorted(z, [z_lo, z_top])
     sub = occ[:, :, k0:k1]
     pm = np.isin(sub, para)
-    # the superficial side: voxels posterior (+y) of a paraspinal voxel within TLF_MM
-    n = int(round(TLF_MM / grid.h))
-    zone = np.zeros(pm.shape, bool)
-    for s in range(1, n + 1):
-        zone[:, s:, :] |= pm[:, :-s, :]
     f = fill[:, :, k0:k1]
     g = gap[:, :, k0:k1]
-    fascia = zone & g & ~pm & ((f == 0) | (f == lab_of.get("subcutaneous", -1)) | np.isin(f, para))
-    f[fascia & ~np.isin(f, para)] = label("thoracolumbar_fascia")
+    fat = lab_of.get("subcutaneous", -1)
+    grown_para = g & np.isin(f, para)
+    # the superficial side: voxels posterior (+y) of a paraspinal voxel within TLF_MM; a
+    # paraspinal muscle grown (step 3) over the back of another one is the fascia there
+    n = int(round(TLF_MM / grid.h))
+    zone = np.zeros(pm.shape, bool)
+    over_other = np.zeros(pm.shape, bool)
+    for s in range(1, n + 1):
+        zone[:, s:, :] |= pm[:, :-s, :]
+        over_other[:, s:, :] |= pm[:, :-s, :] & (sub[:, :-s, :] != f[:, s:, :])
+    # ... and everything empty behind the paraspinals up to the fat, through latissimus's
+    # aponeurosis (which the finishing step relabels as this fascia): no sliver of
+    # "intermuscular" tissue is left between the fat and the fascia
+    ap = _latissimus_aponeurosis(atlas, grid, occ, lab_of, z)
+    ap_sub = np.zeros(pm.shape, bool)
+    if ap is not None:  # the aponeurosis and what grew from it (in its columns)
+        ap_sub = ap[0][:, :, k0:k1]
+        ap_sub = ap_sub | (g & np.isin(f, ap[1]) & ap_sub.any(axis=1, keepdims=True))
+    passable = (g & ((f == 0) | grown_para)) | ap_sub
+    behind = np.zeros(pm.shape, bool)
+    for j in range(1, pm.shape[1]):
+        behind[:, j, :] = passable[:, j, :] & (pm[:, j - 1, :] | behind[:, j - 1, :])
+    # the fascia is the superficial TLF_MM of that run (under the fat or the aponeurosis);
+    # deeper, the paraspinal muscle under it reaches up to it (the gutter is full of muscle)
+    ny = pm.shape[1]
+    from_top = np.zeros(pm.shape, np.int16)
+    for j in range(ny - 2, -1, -1):
+        from_top[:, j, :] = np.where(behind[:, j, :] & behind[:, j + 1, :] & ~ap_sub[:, j + 1, :],
+                                     from_top[:, j + 1, :] + 1, 0)
+    base = np.zeros(pm.shape, sub.dtype)
+    for j in range(1, ny):
+        base[:, j, :] = np.where(pm[:, j - 1, :], sub[:, j - 1, :], np.where(behind[:, j - 1, :], base[:, j - 1, :], 0))
+    muscle = behind & ~ap_sub & (from_top >= n) & ((f == 0) | grown_para) & (base > 0)
+    f[muscle] = base[muscle]
+    fascia = g & ~pm & ~muscle & (
+        (zone & ((f == 0) | (f == fat) | (grown_para & over_other))) | (behind & (f == 0)))
+    f[fascia] = label("thoracolumbar_fascia")
 
 
 def _latissimus_aponeurosis(atlas, grid, occ, lab_of, z):

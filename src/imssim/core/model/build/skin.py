@@ -26,9 +26,9 @@ Method, on one voxel grid (``VOXEL_MM``):
    only its own anchors, then blurred across the part seams.
 4. The skin's outer surface is the level set ``d(x) = t(x) - g(x) + s(x)`` of the distance
    ``d`` to the deep fascia (outside it; enclosed pockets filled), contoured by marching
-   cubes and snapped onto exact distances; ``g`` is the gap from the fascia down to the
-   muscle (at most ``GAP_COMP_MM``), which a needle counts as fat (the traversal extends
-   the fat to the first muscle). The skin's inner surface is the outer one moved ``s``
+   cubes and snapped onto exact distances; ``g`` is the part of the gap from the fascia down
+   to the muscle counted as fat, at most ``GAP_COMP_MM`` (now 0: the fill grid names that
+   gap, build/fill.py, so the fat mesh alone reads the published ``t``). The skin's inner surface is the outer one moved ``s``
    inwards; the fat lies between the skin's inner surface and the deep fascia.
 
 Each shell is one closed mesh (outer surface plus the inverted inner one), so ray parity
@@ -58,7 +58,8 @@ SEAM_BLUR_MM = 12.0  # the fields are blurred this much across the part seams
 FAT_MIN_MM = 1.5  # thinnest fat anywhere (keeps the two meshes apart)
 SKIN_RANGE_MM = (1.7, 3.0)  # skin is 1.5-3 mm thick (docs/atlas.md, "Skin and fat")
 DEEP_GAP_MM = 1.0  # the fat's deep surface lies at least this far outside every muscle and bone
-GAP_COMP_MM = 4.0  # the fascia-to-muscle gap the skin level makes up for, at most
+GAP_COMP_MM = 0.0  # the fascia-to-muscle gap the skin level makes up for, at most: none, the fill
+# grid names that gap (fascia over the muscle), so the fat mesh alone is the published fat
 SIMPLIFY_MM = 1.0  # outer surface simplification tolerance (mm)
 DEEP_SIMPLIFY_MM = 1.0
 SAMPLE_MM = 1.5  # surface sampling for exact distances
@@ -634,9 +635,8 @@ def add_skin(atlas: Atlas, progress=lambda m, f: None) -> None:
     deep_tree = cKDTree(deep_pts)
     sd, gap = _distance_outside(g, solid, edt, deep_tree, deep_pts, deep[0], reach, gap)
     del edt
-    # the traversal counts the gap between the deep fascia and the muscle as fat: the skin
-    # is that much nearer the fascia, up to GAP_COMP_MM (deeper dips the fascia bridges
-    # hold more fat, as they do in the body)
+    # the part of the gap between the deep fascia and the muscle counted as fat (the skin is
+    # that much nearer the fascia), up to GAP_COMP_MM: none since the fill grid names it
     gap = np.clip(ndimage.gaussian_filter(gap, 1.5), 0.0, GAP_COMP_MM)
     band = np.nonzero((sd > -2 * g.h) & (sd < reach))
     sites = _surface_sites(g, solid, part, anchor_rays(atlas))
