@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_traversal import make_queries  # noqa: E402
 
-N = 300
+N = 500  # pose 497 is the mentalis lying on the mandible (test below)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,25 @@ def test_native_query_equals_reference(index, poses, stop_at_bone):
         if why:
             bad.append((i, why))
     assert not bad, f"{len(bad)}/{len(E)} poses differ, e.g. {bad[:3]}"
+
+
+# a needle through the chin: the mentalis lies 1e-5 mm above the mandible there
+CHIN = ([-19.12550573826354, -182.58840146282927, 1441.1085727767197],
+        [0.5081881379010526, 0.653232496840127, 0.5612772234543943], 72.93409469912842)
+
+
+def test_a_surface_within_eps_of_another_is_not_stepped_over(index):
+    """The reference casts one hit per call and steps EPS past each: the mandible 1e-5 mm
+    under the mentalis was missed there (the needle went on through the jaw) while the
+    compiled caster stopped on it. Both must find every crossing."""
+    e, d, depth = CHIN
+    for stop in (True, False):
+        f = index.query(e, d, depth, stop_at_bone=stop)
+        r = index.query_reference(e, d, depth, stop_at_bone=stop)
+        assert not _same(f, r), _same(f, r)
+    r = index.query_reference(e, d, depth)
+    assert r.bone_contact is not None and r.bone_contact.structure == "mandible"
+    assert r.at_tip == ["mentalis_r"] and abs(r.depth - 14.6505805) < 1e-6
 
 
 def test_native_clearance_is_exact_and_bounds_the_reference(index, poses):
