@@ -384,7 +384,7 @@ def _differs(f, r, tol: float = 1e-6) -> str:
             r.bone_contact and r.bone_contact.structure):
         return "depth or bone contact"
     if len(f.intervals) != len(r.intervals) or any(
-            (a.structure, a.exited) != (b.structure, b.exited) or abs(a.entry_depth - b.entry_depth) > tol
+            (a.structure, a.exited, a.filled) != (b.structure, b.exited, b.filled) or abs(a.entry_depth - b.entry_depth) > tol
             or abs(a.exit_depth - b.exit_depth) > tol for a, b in zip(f.intervals, r.intervals)):
         return "intervals"
     if [b.structure for b in f.breaches] != [b.structure for b in r.breaches]:

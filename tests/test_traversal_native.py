@@ -34,7 +34,7 @@ def _same(f, r, tol=1e-6):
     if len(f.intervals) != len(r.intervals):
         return f"intervals {f.intervals} != {r.intervals}"
     for a, b in zip(f.intervals, r.intervals):
-        if (a.structure, a.kind, a.exited) != (b.structure, b.kind, b.exited) or \
+        if (a.structure, a.kind, a.exited, a.filled) != (b.structure, b.kind, b.exited, b.filled) or \
                 abs(a.entry_depth - b.entry_depth) > tol or abs(a.exit_depth - b.exit_depth) > tol:
             return f"interval {a} != {b}"
     if [(b.structure, b.harm) for b in f.breaches] != [(b.structure, b.harm) for b in r.breaches] or any(

@@ -24,6 +24,12 @@ class _Buffers:
         self.buf_s = np.empty(max_hits, np.int64)
         self.cl_shaft = np.empty(n_danger)
         self.cl_tip = np.empty(n_danger)
+        # the intervals after the fill grid's naming of the gaps (native.between)
+        self.bw_s = np.empty(1024, np.int64)
+        self.bw_a = np.empty(1024)
+        self.bw_b = np.empty(1024)
+        self.bw_ex = np.empty(1024, np.bool_)
+        self.bw_fl = np.empty(1024, np.bool_)
         self.tail = ()
 
 
@@ -179,6 +185,16 @@ class CastMixin:
         self._native = native
         self._dkeys_l = self._dkeys.tolist()
         self._nat_full_head = (*self._nat_args, *self._nat_flags, self._open_boxes64, self.lo, self.hi)
+        # the fill grid's rule (gaps.py) for the compiled path: native.between's fixed arguments
+        self._nat_fill = None
+        if self._fill is not None:
+            rel = np.zeros(len(self.ids), np.bool_)
+            rel[list(self._relabel)] = True
+            self._nat_fill = (bool(len(self._relabel)), rel, (self.kinds == "connective").astype(np.bool_),
+                              (self.kinds == "skin").astype(np.bool_), np.ascontiguousarray(self._fill),
+                              np.ascontiguousarray(self._fill_lut, dtype=np.int64),
+                              np.ascontiguousarray(self._fill_o, dtype=np.float64), float(self._fill_h),
+                              np.ascontiguousarray(self._fill_hi, dtype=np.int64))
 
     def _bufs(self) -> "_Buffers":
         b = getattr(self._tls, "b", None)
