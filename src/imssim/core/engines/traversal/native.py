@@ -805,8 +805,15 @@ def clearances_batch(lo, hi, child, start, count, tri, roots, dlo, dhi, E, D, de
 @njit(parallel=True, **_opts)
 def needles_batch(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority, is_fat, is_harm,
                   open_boxes, blo, bhi, E, D, dep, stop_at_bone, touch, eps, fat_mm,
-                  status, depth_out, tip_struct, bone_out, breach, breach_depth):
+                  has_fill, has_relabel, is_relabel, is_conn, is_skin, fill, lut, fo, fh, fhi, seam, step,
+                  status, depth_out, tip_struct, bone_out, breach, breach_depth, n_breach,
+                  ov_s, ov_a, ov_b, ov_fl, ov_n):
+    """:func:`needle` (and :func:`between` with a fill grid) for every needle, in parallel:
+    status, actual depth, tip structure, bone, first breach and the number of structures
+    breached. With ov_s of width K > 0, each needle's intervals too (structure, entry,
+    exit, filled; ov_n[i] = -1 when they do not fit)."""
     n = E.shape[0]
+    K = ov_s.shape[1]
     for i in prange(n):
         iv_s = np.empty(512, np.int64)
         iv_a = np.empty(512)
@@ -818,17 +825,85 @@ def needles_batch(lo, hi, child, start, count, tri, owner, is_bone, watertight, 
         st, niv, nt, actual, bone = needle(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority,
                                            is_fat, open_boxes, blo, bhi, E[i], D[i], dep[i], stop_at_bone,
                                            touch, eps, fat_mm, iv_s, iv_a, iv_b, iv_in, tip_s, buf_t, buf_s)
+        tip = tip_s[0] if nt else -1
+        if st == OK and has_fill:
+            w_s = np.empty(1024, np.int64)
+            w_a = np.empty(1024)
+            w_b = np.empty(1024)
+            w_ex = np.empty(1024, np.bool_)
+            w_fl = np.empty(1024, np.bool_)
+            m, gtip = between(iv_s, iv_a, iv_b, iv_in, niv, nt, has_relabel, is_relabel, is_conn, is_skin,
+                              fill, lut, fo, fh, fhi, E[i], D[i], actual, bone >= 0, eps, seam, step,
+                              w_s, w_a, w_b, w_ex, w_fl)
+            if m < 0:
+                st = OVERFLOW
+            else:
+                niv = m
+                for j in range(m):
+                    iv_s[j], iv_a[j], iv_b[j] = w_s[j], w_a[j], w_b[j]
+                    iv_in[j] = w_fl[j]  # iv_in now holds "filled"
+                if gtip >= 0:
+                    tip = gtip
+        else:
+            for j in range(niv):
+                iv_in[j] = False
         status[i] = st
         depth_out[i] = actual
         bone_out[i] = bone
-        tip_struct[i] = tip_s[0] if nt else -1
+        tip_struct[i] = tip
         breach[i] = -1
         breach_depth[i] = np.nan
+        nb = 0
         for j in range(niv):
             if is_harm[iv_s[j]]:
-                breach[i] = iv_s[j]
-                breach_depth[i] = iv_a[j]
-                break
+                first = True
+                for q in range(j):
+                    if iv_s[q] == iv_s[j]:
+                        first = False
+                        break
+                if first:
+                    if nb == 0:
+                        breach[i] = iv_s[j]
+                        breach_depth[i] = iv_a[j]
+                    nb += 1
+        n_breach[i] = nb
+        if K:
+            if niv <= K:
+                for j in range(niv):
+                    ov_s[i, j], ov_a[i, j], ov_b[i, j], ov_fl[i, j] = iv_s[j], iv_a[j], iv_b[j], iv_in[j]
+                ov_n[i] = niv
+            else:
+                ov_n[i] = -1
+
+
+@njit(parallel=True, **_opts)
+def clearances_min(lo, hi, child, start, count, tri, roots, dlo, dhi, E, D, dep, within, best, arg):
+    """The closest any needle's shaft comes to each danger structure: best[c, r] over the
+    needles of chunk c (needles c*n/C .. (c+1)*n/C, C = best.shape[0]) and the first needle
+    there that comes that close (arg; -1 and inf when none within ``within``). Each chunk's
+    best so far bounds its next searches (branch and bound across needles)."""
+    n = E.shape[0]
+    C = best.shape[0]
+    R = roots.shape[0]
+    for c in prange(C):
+        for r in range(R):
+            best[c, r] = np.inf
+            arg[c, r] = -1
+        for i in range(c * n // C, (c + 1) * n // C):
+            p = E[i].copy()
+            q = E[i] + D[i] * dep[i]
+            for r in range(R):
+                bound = min(within, best[c, r])
+                g = 0.0
+                for k in range(3):
+                    x = max(dlo[r, k] - max(p[k], q[k]), 0.0, min(p[k], q[k]) - dhi[r, k])
+                    g += x * x
+                if np.sqrt(g) > bound:
+                    continue
+                dd = seg_mesh_dist(lo, hi, child, start, count, tri, roots[r], p, q, bound)
+                if dd < best[c, r]:
+                    best[c, r] = dd
+                    arg[c, r] = i
 
 
 @njit(**_opts)
