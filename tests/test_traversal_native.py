@@ -147,3 +147,23 @@ def test_queries_from_several_threads_get_their_own_answers(index, poses):
         got = list(ex.map(lambda i: index.query(E[i], D[i], L[i]), list(range(40)) * 3))
     for k, tr in enumerate(got):
         assert not _same(tr, want[k % 40])
+
+
+def test_point_distance_equals_the_segment_case(index, poses):
+    """The tip clearance (``pt_mesh_dist``, one closest-point test per triangle) is the
+    point case of the shaft's segment-to-mesh distance: the same to 1e-9 mm, with and
+    without a bound, for every danger structure near the benchmark tips."""
+    nat, nd = index._native, index._nat
+    args = index._nat_dargs
+    E, D, L = poses
+    rng = np.random.default_rng(5)
+    n = 0
+    for i in range(0, len(E), 10):
+        tip = E[i] + D[i] * L[i]
+        for r in range(len(nd["droots"])):
+            for bound in (np.inf, float(rng.uniform(1.0, 60.0))):
+                a = nat.pt_mesh_dist(*args, nd["droots"][r], tip, bound)
+                b = nat.seg_mesh_dist(*args, nd["droots"][r], tip, tip.copy(), bound)
+                assert (a == b == np.inf) or abs(a - b) < 1e-9, (i, r, bound, a, b)
+                n += np.isfinite(a)
+    assert n > 50

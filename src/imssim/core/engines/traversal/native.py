@@ -761,6 +761,55 @@ def seg_mesh_dist(lo, hi, child, start, count, tri, root, p, q, bound):
     return np.sqrt(best2) if found else np.inf
 
 
+@njit(inline="always", **_opts)
+def _pt_box2(p, lo, hi, node):
+    """Squared distance from a point to box ``node``."""
+    g = 0.0
+    for k in range(3):
+        x = max(lo[node, k] - p[k], 0.0, p[k] - hi[node, k])
+        g += x * x
+    return g
+
+
+@njit(**_opts)
+def pt_mesh_dist(lo, hi, child, start, count, tri, root, p, bound):
+    """Exact distance from point p to the triangles under BVH node ``root`` (the point
+    case of :func:`seg_mesh_dist`: one closest-point test per triangle); ``inf`` if none
+    is within ``bound``."""
+    best2 = bound * bound
+    found = False
+    stack = np.empty(STACK, np.int64)
+    dstack = np.empty(STACK)
+    stack[0] = root
+    dstack[0] = _pt_box2(p, lo, hi, root)
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        node = stack[sp]
+        if dstack[sp] > best2:
+            continue
+        c = child[node]
+        if c >= 0:
+            da = _pt_box2(p, lo, hi, c)
+            db = _pt_box2(p, lo, hi, c + 1)
+            if sp + 2 > STACK:
+                return np.nan
+            if da <= db:
+                stack[sp], dstack[sp] = c + 1, db
+                stack[sp + 1], dstack[sp + 1] = c, da
+            else:
+                stack[sp], dstack[sp] = c, da
+                stack[sp + 1], dstack[sp + 1] = c + 1, db
+            sp += 2
+            continue
+        for j in range(start[node], start[node] + count[node]):
+            d2 = _pt_tri2(p[0], p[1], p[2], tri, j)
+            if d2 <= best2:
+                best2 = d2
+                found = True
+    return np.sqrt(best2) if found else np.inf
+
+
 @njit(**_opts)
 def clearances(lo, hi, child, start, count, tri, roots, dlo, dhi, e, d, depth, within, out_shaft, out_tip):
     """Shaft (entry to tip) and tip distance to every danger structure (BVH roots
@@ -780,7 +829,7 @@ def clearances(lo, hi, child, start, count, tri, roots, dlo, dhi, e, d, depth, w
         if s == np.inf:
             continue
         out_shaft[r] = s
-        out_tip[r] = seg_mesh_dist(lo, hi, child, start, count, tri, roots[r], q, q, s + depth + 1e-6)
+        out_tip[r] = pt_mesh_dist(lo, hi, child, start, count, tri, roots[r], q, s + depth + 1e-6)
 
 
 @njit(parallel=True, **_opts)
