@@ -214,3 +214,22 @@ def test_templates_are_consistent_with_their_diagnosis(tmp_path, atlas, seg, sid
     p.write_text(new_scenario_text(atlas, seg, side, "pain"))
     other = [i for i in validate_file(p, atlas) if not ("placeholder" in i.message or "word(s)" in i.message)]
     assert other == [], "\n".join(str(i) for i in other)
+
+
+def test_local_mark_keeps_a_deliberately_non_segmental_muscle(tmp_path, atlas):
+    """The thoracic case needles the rhomboids (C4-C5) over T4-T6 pain on purpose, and says so."""
+    case = "thoracic-pneumothorax-risk"
+    text = (library_dir() / f"{case}.yaml").read_text()
+    marks = [x for x in text.splitlines() if "# local:" in x]
+    assert len(marks) == 4
+    p = mutate(tmp_path, case, *[(x, x.split("   # local:")[0]) for x in marks])
+    got = by_path(validate_file(p, atlas))
+    assert set(got) == {"patient.findings[1].structure", "supersensitive_muscles[0].structure",
+                        "supersensitive_muscles[4].structure", "targets.add[0].structure"}
+    assert all("end its line with `# local: why`" in i.message for v in got.values() for i in v)
+    # a one-line flow item carries the mark after the braces
+    q = mutate(tmp_path, "l5-radiculopathy-low-back", ("  - structure: fibularis_longus_r\n    supersensitivity: 0.6\n"
+                                                       "    trigger_loci:\n      - fraction: 0.3\n        radius_mm: 10\n",
+                                                       "  - {structure: deltoid_r, supersensitivity: 0.5}  # local: a test\n"),
+               name="flow.yaml")
+    assert validate_file(q, atlas) == []
