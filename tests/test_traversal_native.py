@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_traversal import make_queries  # noqa: E402
 
-N = 300
+N = 500  # pose 497 is the mentalis lying on the mandible (test below)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def _same(f, r, tol=1e-6):
     if len(f.intervals) != len(r.intervals):
         return f"intervals {f.intervals} != {r.intervals}"
     for a, b in zip(f.intervals, r.intervals):
-        if (a.structure, a.kind, a.exited) != (b.structure, b.kind, b.exited) or \
+        if (a.structure, a.kind, a.exited, a.filled) != (b.structure, b.kind, b.exited, b.filled) or \
                 abs(a.entry_depth - b.entry_depth) > tol or abs(a.exit_depth - b.exit_depth) > tol:
             return f"interval {a} != {b}"
     if [(b.structure, b.harm) for b in f.breaches] != [(b.structure, b.harm) for b in r.breaches] or any(
@@ -55,6 +55,25 @@ def test_native_query_equals_reference(index, poses, stop_at_bone):
         if why:
             bad.append((i, why))
     assert not bad, f"{len(bad)}/{len(E)} poses differ, e.g. {bad[:3]}"
+
+
+# a needle through the chin: the mentalis lies 1e-5 mm above the mandible there
+CHIN = ([-19.12550573826354, -182.58840146282927, 1441.1085727767197],
+        [0.5081881379010526, 0.653232496840127, 0.5612772234543943], 72.93409469912842)
+
+
+def test_a_surface_within_eps_of_another_is_not_stepped_over(index):
+    """The reference casts one hit per call and steps EPS past each: the mandible 1e-5 mm
+    under the mentalis was missed there (the needle went on through the jaw) while the
+    compiled caster stopped on it. Both must find every crossing."""
+    e, d, depth = CHIN
+    for stop in (True, False):
+        f = index.query(e, d, depth, stop_at_bone=stop)
+        r = index.query_reference(e, d, depth, stop_at_bone=stop)
+        assert not _same(f, r), _same(f, r)
+    r = index.query_reference(e, d, depth)
+    assert r.bone_contact is not None and r.bone_contact.structure == "mandible"
+    assert r.at_tip == ["mentalis_r"] and abs(r.depth - 14.6505805) < 1e-6
 
 
 def test_native_clearance_is_exact_and_bounds_the_reference(index, poses):
@@ -128,3 +147,23 @@ def test_queries_from_several_threads_get_their_own_answers(index, poses):
         got = list(ex.map(lambda i: index.query(E[i], D[i], L[i]), list(range(40)) * 3))
     for k, tr in enumerate(got):
         assert not _same(tr, want[k % 40])
+
+
+def test_point_distance_equals_the_segment_case(index, poses):
+    """The tip clearance (``pt_mesh_dist``, one closest-point test per triangle) is the
+    point case of the shaft's segment-to-mesh distance: the same to 1e-9 mm, with and
+    without a bound, for every danger structure near the benchmark tips."""
+    nat, nd = index._native, index._nat
+    args = index._nat_dargs
+    E, D, L = poses
+    rng = np.random.default_rng(5)
+    n = 0
+    for i in range(0, len(E), 10):
+        tip = E[i] + D[i] * L[i]
+        for r in range(len(nd["droots"])):
+            for bound in (np.inf, float(rng.uniform(1.0, 60.0))):
+                a = nat.pt_mesh_dist(*args, nd["droots"][r], tip, bound)
+                b = nat.seg_mesh_dist(*args, nd["droots"][r], tip, tip.copy(), bound)
+                assert (a == b == np.inf) or abs(a - b) < 1e-9, (i, r, bound, a, b)
+                n += np.isfinite(a)
+    assert n > 50

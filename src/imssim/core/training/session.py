@@ -24,6 +24,7 @@ from .quiz import grade as grade_answer
 from .quiz import shown as shown_answer
 from .recording import RecordingError, RecordingWriter, read_recording
 from .scoring import Context, PoseSample, Report, Scorer
+from .scoring.base import muscle_above_bone
 from ..engines.wording import danger_text
 
 MODES = ("practice", "quiz", "exam")
@@ -681,7 +682,7 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
             s.insert_placement(sp.placement, sp.needle, t=sp.t if sp.t is not None else float(k))
         r = s.finish()
         return (r, s) if return_session else r
-    from ..engines.traversal import TissueIndex
+    from ..engines.traversal import Interval, TissueIndex
 
     index = index if index is not None else TissueIndex(atlas)
     s = Session(atlas, scenario, seed=seed, index=index, patient_state=patient_state)
@@ -689,45 +690,76 @@ def grade_placements(atlas, scenario, specs, index=None, seed: int = 0, batch: b
     E = np.array([sp.placement.entry for sp in specs], float).reshape(n, 3)
     D = np.array([sp.placement.direction for sp in specs], float).reshape(n, 3)
     dep = np.array([sp.placement.depth for sp in specs], float)
-    br = index.query_batch(E, D, dep)
+    br = index.query_batch(E, D, dep, intervals=True)
     ids, kinds, harm = index.ids, index.kinds, index.harm
+    atlas_structs = atlas.structures
+    # the report keeps each danger structure's closest approach over all needles (the
+    # min_clearance metric), so that is what is measured: exactly, once per structure; each
+    # sample carries the closest approaches its needle made (a needle sample of the live
+    # session carries every clearance within 100 mm)
     dnames = index.danger_ids
-    dharm = [harm[ids.index(nm)] for nm in dnames]
-    # the whole shaft's clearance, as a session measures it
-    clear = index.shaft_clearances(E, D, br.depth)
-    fin = np.isfinite(clear)
+    drow = {index._sidx[nm]: r for r, nm in enumerate(dnames)}
+    dharm = [harm[index._sidx[nm]] for nm in dnames]
+    best, who = index.closest_approaches(E, D, br.depth)
+    best, who = best.tolist(), who.tolist()
     tip_l = br.tip_structure.tolist()
     bone_l = br.bone_contact.tolist()
-    breach_l = br.breach.tolist()
-    bdepth_l = br.breach_depth.tolist()
     depth_l = br.depth.tolist()
-    times = [sp.t if sp.t is not None else float(k) for k, sp in enumerate(specs)]
-    near = [np.nonzero(fin[:, k])[0].tolist() if fin[:, k].any() else [] for k in range(n)] if len(dnames) else [[]] * n
+    nb_l = br.n_breaches.tolist()
+    cnt_l = br.iv_count.tolist()
+    # the session's clock never goes back (Session._time), here as in the per-needle way
+    times = np.maximum.accumulate([float(sp.t) if sp.t is not None else float(k)
+                                   for k, sp in enumerate(specs)]).tolist() if n else []
+    breaches_of: dict[int, list] = {}
+    above: dict[int, str | None] = {}
     for k in range(n):
-        t = times[k]
-        ts = tip_l[k]
-        if ts < 0 and bone_l[k] >= 0:
-            # resting on bone with no structure at the tip: the session's own sample of this
-            # pose (PoseSample.from_traversal names the muscle just above the bone)
-            tr = index.query(E[k], D[k], depth_l[k])
-            smp = PoseSample.from_traversal(t, k, "insert", tr, atlas)
-            smp.length_mm = specs[k].needle.length_mm
-            s._take_sample(smp)
+        need_iv = nb_l[k] > 0 or (tip_l[k] < 0 and bone_l[k] >= 0)
+        if not need_iv:
             continue
-        tip_id = ids[ts] if ts >= 0 else None
+        if cnt_l[k] < 0:  # more intervals than the batch returns: this needle's own query
+            tr = index.query(E[k], D[k], depth_l[k])
+            ivs = tr.intervals
+        else:
+            c = cnt_l[k]
+            ivs = [Interval(ids[si], str(kinds[si]), a, b, True, f) for si, a, b, f in
+                   zip(br.iv_structure[k, :c].tolist(), br.iv_entry[k, :c].tolist(), br.iv_exit[k, :c].tolist(),
+                       br.iv_filled[k, :c].tolist())]
+        if nb_l[k] > 0:
+            seen: set[str] = set()
+            breaches_of[k] = [(iv.structure, harm[index._sidx[iv.structure]], iv.entry_depth) for iv in ivs
+                              if harm[index._sidx[iv.structure]] and not (iv.structure in seen or seen.add(iv.structure))]
+        if tip_l[k] < 0 and bone_l[k] >= 0:
+            # resting on bone with no structure at the tip: the muscle just above the bone
+            # (as PoseSample.from_traversal)
+            above[k] = muscle_above_bone(ivs, depth_l[k], atlas)
+    if breaches_of:
+        # a needle's shaft clearance to what it entered is 0 (where its mesh is within range)
+        ks = sorted(breaches_of)
+        cl = index.shaft_clearances(E[ks], D[ks], br.depth[ks])
+        for col, k in enumerate(ks):
+            for sid, _h, _d in breaches_of[k]:
+                r = drow.get(index._sidx[sid])
+                if r is not None and np.isfinite(cl[r, col]) and (best[r] > 0.0 or k < who[r]):
+                    best[r], who[r] = 0.0, k
+    mine: dict[int, dict] = {}
+    for r, k in enumerate(who):
+        if k >= 0:
+            mine.setdefault(k, {})[dnames[r]] = (dharm[r], best[r])
+    empty: dict = {}
+    for k in range(n):
+        ts = tip_l[k]
+        if k in above:
+            tip_id = above[k]
+            tip_kind = atlas_structs[tip_id].kind if tip_id else None
+        else:
+            tip_id = ids[ts] if ts >= 0 else None
+            tip_kind = str(kinds[ts]) if ts >= 0 else None
         bone = ids[bone_l[k]] if bone_l[k] >= 0 else None
-        breaches = []
-        if breach_l[k] >= 0:
-            b = breach_l[k]
-            breaches.append((ids[b], harm[b], bdepth_l[k]))
-        cl = {}
-        for j in near[k]:
-            nm = dnames[j]
-            cl[nm] = (dharm[j], 0.0 if (nm == tip_id or (breaches and breaches[0][0] == nm)) else float(clear[j, k]))
-        smp = PoseSample(t, k, "insert", E[k], D[k], depth_l[k], br.tip[k], tip_id,
-                         kinds[ts] if ts >= 0 else None, [], bone, breaches, cl, specs[k].needle.length_mm)
+        smp = PoseSample(times[k], k, "insert", E[k], D[k], depth_l[k], br.tip[k], tip_id, tip_kind, [], bone,
+                         breaches_of.get(k, []), mine.get(k, empty), specs[k].needle.length_mm)
         s._take_sample(smp)
-    r = s.finish(t=float(n))
+    # finished when the last needle was placed (as the per-needle way, whose clock is then there)
+    r = s.finish(t=times[-1] if n else None)
     return (r, s) if return_session else r
 
 

@@ -24,6 +24,12 @@ class _Buffers:
         self.buf_s = np.empty(max_hits, np.int64)
         self.cl_shaft = np.empty(n_danger)
         self.cl_tip = np.empty(n_danger)
+        # the intervals after the fill grid's naming of the gaps (native.between)
+        self.bw_s = np.empty(1024, np.int64)
+        self.bw_a = np.empty(1024)
+        self.bw_b = np.empty(1024)
+        self.bw_ex = np.empty(1024, np.bool_)
+        self.bw_fl = np.empty(1024, np.bool_)
         self.tail = ()
 
 
@@ -54,8 +60,9 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rays_hit_triangles(origin, d, tris, t_expect, tol: float = 1e-6) -> np.ndarray:
-    """Row-wise: does line i (origin[i], d[i]) cross triangle i at ~t_expect[i]?"""
+def _rays_hit_triangles(origin, d, tris, t_expect, tol: float = 1e-6, any_t: bool = False) -> np.ndarray:
+    """Row-wise: does line i (origin[i], d[i]) cross triangle i at ~t_expect[i] (anywhere
+    with ``any_t``)?"""
     e1 = tris[:, 1] - tris[:, 0]
     e2 = tris[:, 2] - tris[:, 0]
     p = _cross(d, e2)
@@ -67,7 +74,7 @@ def _rays_hit_triangles(origin, d, tris, t_expect, tol: float = 1e-6) -> np.ndar
     q = _cross(s, e1)
     v = np.einsum("ij,ij->i", q, d) * inv
     t = np.einsum("ij,ij->i", e2, q) * inv
-    return ok & (u >= -tol) & (v >= -tol) & (u + v <= 1 + tol) & (np.abs(t - t_expect) < 1e-3)
+    return ok & (u >= -tol) & (v >= -tol) & (u + v <= 1 + tol) & (any_t | (np.abs(t - t_expect) < 1e-3))
 
 
 def _line_params(origin, d, tris: np.ndarray, t_guess: np.ndarray) -> np.ndarray:
@@ -178,6 +185,16 @@ class CastMixin:
         self._native = native
         self._dkeys_l = self._dkeys.tolist()
         self._nat_full_head = (*self._nat_args, *self._nat_flags, self._open_boxes64, self.lo, self.hi)
+        # the fill grid's rule (gaps.py) for the compiled path: native.between's fixed arguments
+        self._nat_fill = None
+        if self._fill is not None:
+            rel = np.zeros(len(self.ids), np.bool_)
+            rel[list(self._relabel)] = True
+            self._nat_fill = (bool(len(self._relabel)), rel, (self.kinds == "connective").astype(np.bool_),
+                              (self.kinds == "skin").astype(np.bool_), np.ascontiguousarray(self._fill),
+                              np.ascontiguousarray(self._fill_lut, dtype=np.int64),
+                              np.ascontiguousarray(self._fill_o, dtype=np.float64), float(self._fill_h),
+                              np.ascontiguousarray(self._fill_hi, dtype=np.int64))
 
     def _bufs(self) -> "_Buffers":
         b = getattr(self._tls, "b", None)
@@ -311,7 +328,68 @@ class CastMixin:
             # Embree answers in float32 (~1e-4 mm at body scale): the crossing of each
             # triangle found is recomputed exactly (float64) on the same float32 triangles
             ts = _line_params(origin, d, self.triangles[ss].astype(np.float64), ts)
+            ts, ss = self._crossings_near_hits(origin, d, ts, ss, t_start, t_end)
         return ts, ss
+
+    # triangles are grouped by the radius of their bounding sphere (mm) for the window search
+    _WINDOW_LEVELS = (2.0, 8.0, 32.0)
+
+    def _window_trees(self):
+        """KD-trees over triangle centres, one per size class (bounding-sphere radius up to
+        each of _WINDOW_LEVELS), and the few larger triangles (tested every time). Built on
+        first use: only the reference caster needs them."""
+        wt = getattr(self, "_wtrees", None)
+        if wt is None:
+            from scipy.spatial import cKDTree
+
+            T = self.triangles.astype(np.float64)
+            c = T.mean(axis=1)
+            r = np.sqrt(((T - c[:, None, :]) ** 2).sum(axis=2).max(axis=1))
+            levels, lo = [], 0.0
+            for hi in self._WINDOW_LEVELS:
+                idx = np.flatnonzero((r > lo) & (r <= hi)) if lo > 0 else np.flatnonzero(r <= hi)
+                levels.append((hi, idx, cKDTree(c[idx]) if len(idx) else None))
+                lo = hi
+            big = np.flatnonzero(r > lo)
+            wt = self._wtrees = (levels, big)
+        return wt
+
+    def _crossings_near_hits(self, origin, d, ts, ss, t_start: float, t_end: float):
+        """The crossings the one-hit-per-call loop steps over: after each hit the next call
+        starts EPS further on, so another surface crossed within EPS of a hit (a muscle
+        lying on a bone, 1e-5 mm apart) would be missed. Every triangle that can be crossed
+        within [t - EPS, t + 2 EPS] of a hit is tested exactly (float64, the compiled
+        caster's edge tolerance); the ones not already found are added."""
+        levels, big = self._window_trees()
+        P = origin + np.outer(ts, d)
+        cand = [big]
+        for hi, idx, tree in levels:
+            if tree is None:
+                continue
+            for lst in tree.query_ball_point(P, hi + 2 * EPS + 1e-6):
+                if lst:
+                    cand.append(idx[np.asarray(lst, np.int64)])
+        cand = np.setdiff1d(np.unique(np.concatenate(cand)), ss)
+        if not len(cand):
+            return ts, ss
+        tris = self.triangles[cand].astype(np.float64)
+        k = len(cand)
+        hit = _rays_hit_triangles(np.broadcast_to(origin, (k, 3)), np.broadcast_to(d, (k, 3)), tris,
+                                  np.zeros(k), tol=1e-9, any_t=True)
+        if not hit.any():
+            return ts, ss
+        cand, tris = cand[hit], tris[hit]
+        tc = _line_params(origin, d, tris, np.full(len(cand), np.nan))
+        near = np.zeros(len(cand), bool)
+        for t in ts:
+            near |= (tc >= t - EPS) & (tc <= t + 2 * EPS)
+        keep = near & (tc >= t_start) & (tc <= t_end)
+        if not keep.any():
+            return ts, ss
+        t_all = np.concatenate([ts, tc[keep]])
+        s_all = np.concatenate([ss, cand[keep]])
+        o = np.argsort(t_all, kind="stable")
+        return t_all[o], s_all[o]
 
     @staticmethod
     def _merge_close(ts: np.ndarray, ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 
-from .results import Interval, Breach, Clearance, BoneContact, Traversal, _shaft_mm, _unit, EPS, TOUCH_MM, NEARBY_MM
+from .results import (Interval, Breach, Clearance, BoneContact, Traversal, _shaft_mm, _unit, EPS, TOUCH_MM, NEARBY_MM,
+                      SEAM_MM, FILL_STEP_MM)
 from .cast import _ray_box, winding_number
 
 
@@ -41,17 +42,30 @@ class ClassifyMixin:
         if st != 0:
             return self.query_reference(e, d, depth, stop_at_bone=stop_at_bone, reference_clearances=False)
         ids, kinds, harm = self.ids, self.kinds, self.harm
-        ivs = b.iv_s[:niv].tolist()
-        intervals = [Interval(ids[s], str(kinds[s]), x, y, not c) for s, x, y, c in
-                     zip(ivs, b.iv_a[:niv].tolist(), b.iv_b[:niv].tolist(), b.iv_in[:niv].tolist())]
         tip_l = b.tip_s[:nt].tolist()
         tip_set = set(tip_l)
         at_tip = [ids[s] for s in tip_l]
-        if self._fill is not None:
-            intervals, at_tip = self._between(e, d, intervals, at_tip, actual, bone >= 0)
+        m = -1
+        if self._nat_fill is not None:
+            # the fill grid's naming of the gaps (rule 10), compiled
+            m, gtip = self._native.between(b.iv_s, b.iv_a, b.iv_b, b.iv_in, niv, nt, *self._nat_fill, e, d, actual,
+                                           bone >= 0, EPS, SEAM_MM, FILL_STEP_MM,
+                                           b.bw_s, b.bw_a, b.bw_b, b.bw_ex, b.bw_fl)
+        if m >= 0:
+            ivs = b.bw_s[:m].tolist()
+            intervals = [Interval(ids[s], str(kinds[s]), x, y, c, f) for s, x, y, c, f in
+                         zip(ivs, b.bw_a[:m].tolist(), b.bw_b[:m].tolist(), b.bw_ex[:m].tolist(),
+                             b.bw_fl[:m].tolist())]
+            if gtip >= 0:
+                at_tip = [ids[gtip]]
+        else:
+            ivs = b.iv_s[:niv].tolist()
+            intervals = [Interval(ids[s], str(kinds[s]), x, y, not c) for s, x, y, c in
+                         zip(ivs, b.iv_a[:niv].tolist(), b.iv_b[:niv].tolist(), b.iv_in[:niv].tolist())]
+            if self._fill is not None:
+                intervals, at_tip = self._between(e, d, intervals, at_tip, actual, bone >= 0)
+                ivs = [self._sidx[iv.structure] for iv in intervals]
         breaches, seen = [], set()
-        if self._fill is not None:
-            ivs = [self._sidx[iv.structure] for iv in intervals]
         for s, iv in zip(ivs, intervals):
             if harm[s] and s not in seen:
                 seen.add(s)

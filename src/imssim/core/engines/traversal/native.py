@@ -761,6 +761,55 @@ def seg_mesh_dist(lo, hi, child, start, count, tri, root, p, q, bound):
     return np.sqrt(best2) if found else np.inf
 
 
+@njit(inline="always", **_opts)
+def _pt_box2(p, lo, hi, node):
+    """Squared distance from a point to box ``node``."""
+    g = 0.0
+    for k in range(3):
+        x = max(lo[node, k] - p[k], 0.0, p[k] - hi[node, k])
+        g += x * x
+    return g
+
+
+@njit(**_opts)
+def pt_mesh_dist(lo, hi, child, start, count, tri, root, p, bound):
+    """Exact distance from point p to the triangles under BVH node ``root`` (the point
+    case of :func:`seg_mesh_dist`: one closest-point test per triangle); ``inf`` if none
+    is within ``bound``."""
+    best2 = bound * bound
+    found = False
+    stack = np.empty(STACK, np.int64)
+    dstack = np.empty(STACK)
+    stack[0] = root
+    dstack[0] = _pt_box2(p, lo, hi, root)
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        node = stack[sp]
+        if dstack[sp] > best2:
+            continue
+        c = child[node]
+        if c >= 0:
+            da = _pt_box2(p, lo, hi, c)
+            db = _pt_box2(p, lo, hi, c + 1)
+            if sp + 2 > STACK:
+                return np.nan
+            if da <= db:
+                stack[sp], dstack[sp] = c + 1, db
+                stack[sp + 1], dstack[sp + 1] = c, da
+            else:
+                stack[sp], dstack[sp] = c, da
+                stack[sp + 1], dstack[sp + 1] = c + 1, db
+            sp += 2
+            continue
+        for j in range(start[node], start[node] + count[node]):
+            d2 = _pt_tri2(p[0], p[1], p[2], tri, j)
+            if d2 <= best2:
+                best2 = d2
+                found = True
+    return np.sqrt(best2) if found else np.inf
+
+
 @njit(**_opts)
 def clearances(lo, hi, child, start, count, tri, roots, dlo, dhi, e, d, depth, within, out_shaft, out_tip):
     """Shaft (entry to tip) and tip distance to every danger structure (BVH roots
@@ -780,7 +829,7 @@ def clearances(lo, hi, child, start, count, tri, roots, dlo, dhi, e, d, depth, w
         if s == np.inf:
             continue
         out_shaft[r] = s
-        out_tip[r] = seg_mesh_dist(lo, hi, child, start, count, tri, roots[r], q, q, s + depth + 1e-6)
+        out_tip[r] = pt_mesh_dist(lo, hi, child, start, count, tri, roots[r], q, s + depth + 1e-6)
 
 
 @njit(parallel=True, **_opts)
@@ -805,8 +854,15 @@ def clearances_batch(lo, hi, child, start, count, tri, roots, dlo, dhi, E, D, de
 @njit(parallel=True, **_opts)
 def needles_batch(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority, is_fat, is_harm,
                   open_boxes, blo, bhi, E, D, dep, stop_at_bone, touch, eps, fat_mm,
-                  status, depth_out, tip_struct, bone_out, breach, breach_depth):
+                  has_fill, has_relabel, is_relabel, is_conn, is_skin, fill, lut, fo, fh, fhi, seam, step,
+                  status, depth_out, tip_struct, bone_out, breach, breach_depth, n_breach,
+                  ov_s, ov_a, ov_b, ov_fl, ov_n):
+    """:func:`needle` (and :func:`between` with a fill grid) for every needle, in parallel:
+    status, actual depth, tip structure, bone, first breach and the number of structures
+    breached. With ov_s of width K > 0, each needle's intervals too (structure, entry,
+    exit, filled; ov_n[i] = -1 when they do not fit)."""
     n = E.shape[0]
+    K = ov_s.shape[1]
     for i in prange(n):
         iv_s = np.empty(512, np.int64)
         iv_a = np.empty(512)
@@ -818,17 +874,85 @@ def needles_batch(lo, hi, child, start, count, tri, owner, is_bone, watertight, 
         st, niv, nt, actual, bone = needle(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority,
                                            is_fat, open_boxes, blo, bhi, E[i], D[i], dep[i], stop_at_bone,
                                            touch, eps, fat_mm, iv_s, iv_a, iv_b, iv_in, tip_s, buf_t, buf_s)
+        tip = tip_s[0] if nt else -1
+        if st == OK and has_fill:
+            w_s = np.empty(1024, np.int64)
+            w_a = np.empty(1024)
+            w_b = np.empty(1024)
+            w_ex = np.empty(1024, np.bool_)
+            w_fl = np.empty(1024, np.bool_)
+            m, gtip = between(iv_s, iv_a, iv_b, iv_in, niv, nt, has_relabel, is_relabel, is_conn, is_skin,
+                              fill, lut, fo, fh, fhi, E[i], D[i], actual, bone >= 0, eps, seam, step,
+                              w_s, w_a, w_b, w_ex, w_fl)
+            if m < 0:
+                st = OVERFLOW
+            else:
+                niv = m
+                for j in range(m):
+                    iv_s[j], iv_a[j], iv_b[j] = w_s[j], w_a[j], w_b[j]
+                    iv_in[j] = w_fl[j]  # iv_in now holds "filled"
+                if gtip >= 0:
+                    tip = gtip
+        else:
+            for j in range(niv):
+                iv_in[j] = False
         status[i] = st
         depth_out[i] = actual
         bone_out[i] = bone
-        tip_struct[i] = tip_s[0] if nt else -1
+        tip_struct[i] = tip
         breach[i] = -1
         breach_depth[i] = np.nan
+        nb = 0
         for j in range(niv):
             if is_harm[iv_s[j]]:
-                breach[i] = iv_s[j]
-                breach_depth[i] = iv_a[j]
-                break
+                first = True
+                for q in range(j):
+                    if iv_s[q] == iv_s[j]:
+                        first = False
+                        break
+                if first:
+                    if nb == 0:
+                        breach[i] = iv_s[j]
+                        breach_depth[i] = iv_a[j]
+                    nb += 1
+        n_breach[i] = nb
+        if K:
+            if niv <= K:
+                for j in range(niv):
+                    ov_s[i, j], ov_a[i, j], ov_b[i, j], ov_fl[i, j] = iv_s[j], iv_a[j], iv_b[j], iv_in[j]
+                ov_n[i] = niv
+            else:
+                ov_n[i] = -1
+
+
+@njit(parallel=True, **_opts)
+def clearances_min(lo, hi, child, start, count, tri, roots, dlo, dhi, E, D, dep, within, best, arg):
+    """The closest any needle's shaft comes to each danger structure: best[c, r] over the
+    needles of chunk c (needles c*n/C .. (c+1)*n/C, C = best.shape[0]) and the first needle
+    there that comes that close (arg; -1 and inf when none within ``within``). Each chunk's
+    best so far bounds its next searches (branch and bound across needles)."""
+    n = E.shape[0]
+    C = best.shape[0]
+    R = roots.shape[0]
+    for c in prange(C):
+        for r in range(R):
+            best[c, r] = np.inf
+            arg[c, r] = -1
+        for i in range(c * n // C, (c + 1) * n // C):
+            p = E[i].copy()
+            q = E[i] + D[i] * dep[i]
+            for r in range(R):
+                bound = min(within, best[c, r])
+                g = 0.0
+                for k in range(3):
+                    x = max(dlo[r, k] - max(p[k], q[k]), 0.0, min(p[k], q[k]) - dhi[r, k])
+                    g += x * x
+                if np.sqrt(g) > bound:
+                    continue
+                dd = seg_mesh_dist(lo, hi, child, start, count, tri, roots[r], p, q, bound)
+                if dd < best[c, r]:
+                    best[c, r] = dd
+                    arg[c, r] = i
 
 
 @njit(**_opts)
@@ -843,3 +967,208 @@ def full(lo, hi, child, start, count, tri, owner, is_bone, watertight, priority,
         clearances(dlo, dhi, dchild, dstart, dcount, dtri, roots, dbox_lo, dbox_hi, e, d, actual, within,
                    out_shaft, out_tip)
     return st, niv, nt, actual, bone
+
+
+# -- the tissue between the meshes (TissueIndex._between, docs/needle.md rule 10) ----------
+@njit(inline="always", **_opts)
+def _fill_label(fill, lut, fo, fh, fhi, e, d, t):
+    """The fill grid's structure at e + t d (as TissueIndex.fill_at; -1 outside the grid)."""
+    q0 = np.int64(np.rint((e[0] + t * d[0] - fo[0]) / fh))
+    q1 = np.int64(np.rint((e[1] + t * d[1] - fo[1]) / fh))
+    q2 = np.int64(np.rint((e[2] + t * d[2] - fo[2]) / fh))
+    if q0 < 0 or q1 < 0 or q2 < 0 or q0 > fhi[0] or q1 > fhi[1] or q2 > fhi[2]:
+        return -1
+    return lut[fill[q0, q1, q2]]
+
+
+@njit(**_opts)
+def _grid_runs(fill, lut, fo, fh, fhi, e, d, a, b, step, rs, ra, rb):
+    """(structure, from, to) runs of the fill grid between depths a and b (as
+    TissueIndex._runs: samples at the middles of n equal steps, edges half way between).
+    Returns the count, or -1 when rs is too short."""
+    n = max(1, int(np.ceil((b - a) / step)))
+    w = (b - a) / n
+    nr = 0
+    cur = _fill_label(fill, lut, fo, fh, fhi, e, d, a + 0.5 * w)
+    start = 0
+    for k in range(1, n + 1):
+        if k < n:
+            lab = _fill_label(fill, lut, fo, fh, fhi, e, d, a + (k + 0.5) * w)
+            if lab == cur:
+                continue
+        if nr >= rs.shape[0]:
+            return -1
+        rs[nr] = cur
+        ra[nr] = a if start == 0 else ((a + (start - 1 + 0.5) * w) + (a + (start + 0.5) * w)) / 2
+        rb[nr] = b if k == n else ((a + (k - 1 + 0.5) * w) + (a + (k + 0.5) * w)) / 2
+        nr += 1
+        if k < n:
+            cur = lab
+            start = k
+    return nr
+
+
+@njit(inline="always", **_opts)
+def _iv_sort(s, a, b, ex, fl, n):
+    """Stable sort of intervals by (entry, exit) (insertion sort: a few dozen at most)."""
+    for k in range(1, n):
+        j = k
+        while j > 0 and (a[j - 1] > a[j] or (a[j - 1] == a[j] and b[j - 1] > b[j])):
+            s[j - 1], s[j] = s[j], s[j - 1]
+            a[j - 1], a[j] = a[j], a[j - 1]
+            b[j - 1], b[j] = b[j], b[j - 1]
+            ex[j - 1], ex[j] = ex[j], ex[j - 1]
+            fl[j - 1], fl[j] = fl[j], fl[j - 1]
+            j -= 1
+
+
+@njit(inline="always", **_opts)
+def _iv_merge(s, a, b, ex, fl, n, eps):
+    """Join an interval to the one before when both are the same structure and touch
+    (results._merge_runs), in place; returns the new count."""
+    m = 0
+    for k in range(n):
+        if m > 0 and s[m - 1] == s[k] and a[k] <= b[m - 1] + eps:
+            if b[k] >= b[m - 1]:
+                ex[m - 1] = ex[k]
+                b[m - 1] = b[k]
+            fl[m - 1] = fl[m - 1] and fl[k]
+        else:
+            s[m], a[m], b[m], ex[m], fl[m] = s[k], a[k], b[k], ex[k], fl[k]
+            m += 1
+    return m
+
+
+@njit(**_opts)
+def between(iv_s, iv_a, iv_b, iv_in, niv, nt, has_relabel, is_relabel, is_conn, is_skin,
+            fill, lut, fo, fh, fhi, e, d, actual, on_bone, eps, seam, step,
+            out_s, out_a, out_b, out_ex, out_fl):
+    """TissueIndex._between on the compiled query's intervals: the fill grid names the gaps
+    between the meshes, and the aponeurotic part of a relabelled muscle. Writes the
+    intervals (structure, entry, exit, exited, filled) to out_*; returns (count, tip)
+    with tip the grid's structure at the tip when no mesh holds it (-1: none there, -2:
+    the meshes' answer stands), or count -1 when the buffers are too short."""
+    cap = out_s.shape[0]
+    rs = np.empty(cap, np.int64)
+    ra = np.empty(cap)
+    rb = np.empty(cap)
+    if niv > cap:
+        return -1, -2
+    # the meshes' intervals in (entry, exit) order
+    ws = np.empty(cap, np.int64)
+    wa = np.empty(cap)
+    wb = np.empty(cap)
+    wex = np.empty(cap, np.bool_)
+    wfl = np.zeros(cap, np.bool_)
+    for k in range(niv):
+        ws[k], wa[k], wb[k], wex[k] = iv_s[k], iv_a[k], iv_b[k], not iv_in[k]
+    m = niv
+    _iv_sort(ws, wa, wb, wex, wfl, m)
+    if has_relabel:
+        # a relabelled muscle's stretches the grid calls fascia are that fascia
+        m2 = 0
+        for k in range(m):
+            si = ws[k]
+            split = False
+            nr = 0
+            if is_relabel[si]:
+                nr = _grid_runs(fill, lut, fo, fh, fhi, e, d, wa[k], wb[k], step, rs, ra, rb)
+                if nr < 0:
+                    return -1, -2
+                for r in range(nr):
+                    if rs[r] >= 0 and rs[r] != si and is_conn[rs[r]]:
+                        split = True
+                        break
+            if split:
+                if m2 + nr > cap:
+                    return -1, -2
+                for r in range(nr):
+                    lab = rs[r]
+                    s2 = lab if (lab >= 0 and is_conn[lab]) else si
+                    out_s[m2], out_a[m2], out_b[m2] = s2, ra[r], rb[r]
+                    out_ex[m2] = wex[k] or r != nr - 1
+                    out_fl[m2] = s2 != si
+                    m2 += 1
+            else:
+                if m2 >= cap:
+                    return -1, -2
+                out_s[m2], out_a[m2], out_b[m2], out_ex[m2], out_fl[m2] = ws[k], wa[k], wb[k], wex[k], wfl[k]
+                m2 += 1
+        # a piece of the relabelled muscle touching the fascia it became is fascia too
+        first_f = -1
+        tl = np.zeros(m2, np.bool_)  # the fascia pieces before any change (as the Python list)
+        for k in range(m2):
+            if is_conn[out_s[k]]:
+                tl[k] = True
+                if first_f < 0:
+                    first_f = k
+        if first_f >= 0:
+            fs = out_s[first_f]
+            for k in range(m2):
+                if not is_relabel[out_s[k]]:
+                    continue
+                touch = False
+                for f in range(m2):
+                    if tl[f] and (abs(out_a[k] - out_b[f]) < 1.0 or abs(out_b[k] - out_a[f]) < 1.0):
+                        touch = True
+                        break
+                if touch:
+                    out_s[k] = fs
+                    out_fl[k] = True
+        _iv_sort(out_s, out_a, out_b, out_ex, out_fl, m2)
+        m2 = _iv_merge(out_s, out_a, out_b, out_ex, out_fl, m2, eps)
+        for k in range(m2):
+            ws[k], wa[k], wb[k], wex[k], wfl[k] = out_s[k], out_a[k], out_b[k], out_ex[k], out_fl[k]
+        m = m2
+    # the gaps (from, to, interval before, interval after)
+    ga = np.empty(m + 1)
+    gb = np.empty(m + 1)
+    gp = np.empty(m + 1, np.int64)
+    gn = np.empty(m + 1, np.int64)
+    ng = 0
+    cover_end = 0.0
+    prev = -1
+    for k in range(m):
+        if wa[k] > cover_end + eps:
+            ga[ng], gb[ng], gp[ng], gn[ng] = cover_end, wa[k], prev, k
+            ng += 1
+        if wb[k] >= cover_end:
+            cover_end = wb[k]
+            prev = k
+    if actual > cover_end + eps:
+        ga[ng], gb[ng], gp[ng], gn[ng] = cover_end, actual, prev, -1
+        ng += 1
+    n = m
+    added = 0
+    for g in range(ng):
+        bf, af = gp[g], gn[g]
+        if bf < 0 or (is_skin[ws[bf]] and (af < 0 or is_skin[ws[af]])):
+            continue  # outside the skin
+        a, b = ga[g], gb[g]
+        if b - a < seam and not is_skin[ws[bf]]:
+            # a seam between meshes, finer than the grid: the structure before goes on
+            rs[0], ra[0], rb[0] = ws[bf], a, b
+            nr = 1
+        else:
+            nr = _grid_runs(fill, lut, fo, fh, fhi, e, d, a, b, step, rs, ra, rb)
+            if nr < 0:
+                return -1, -2
+        for r in range(nr):
+            if rs[r] < 0:
+                continue
+            if n >= cap:
+                return -1, -2
+            at_end = rb[r] >= actual - eps and af < 0
+            ws[n], wa[n], wb[n], wex[n], wfl[n] = rs[r], ra[r], rb[r], not at_end, True
+            n += 1
+            added += 1
+    if added:
+        _iv_sort(ws, wa, wb, wex, wfl, n)
+        n = _iv_merge(ws, wa, wb, wex, wfl, n, eps)
+    for k in range(n):
+        out_s[k], out_a[k], out_b[k], out_ex[k], out_fl[k] = ws[k], wa[k], wb[k], wex[k], wfl[k]
+    tip = -2
+    if nt == 0 and actual > 0 and not on_bone:
+        # the tip in no mesh: the grid names it
+        tip = _fill_label(fill, lut, fo, fh, fhi, e, d, actual)
+    return n, tip

@@ -122,6 +122,14 @@ class BatchResult:
     bone_contact: np.ndarray  # index of the bone hit, -1 for none
     breach: np.ndarray  # index of the first danger structure entered, -1 for none
     breach_depth: np.ndarray
+    n_breaches: np.ndarray | None = None  # how many danger structures each needle entered
+    #: with ``query_batch(..., intervals=True)``: each needle's intervals as (n, K) arrays of
+    #: structure index, entry and exit depth and filled flag, and their count per needle
+    iv_structure: np.ndarray | None = None
+    iv_entry: np.ndarray | None = None
+    iv_exit: np.ndarray | None = None
+    iv_filled: np.ndarray | None = None
+    iv_count: np.ndarray | None = None
 
 
 def _merge_runs(ivs: list[Interval]) -> list[Interval]:

@@ -14,7 +14,7 @@ Public API (names are stable; see docs/scenarios.md):
 * :func:`derive_targets` (scenario, atlas) -> list of :class:`ResolvedTarget`;
 * :func:`resolve_locus` (locus, atlas, structure=None) -> xyz (mm);
 * :func:`default_scenario_path`, :func:`find_scenario`, :func:`library`;
-* :func:`save_scenario` (keeps comments and order), :func:`scenario_json_schema`.
+* :func:`save_scenario` (an edited scenario: only its changes, comments and order kept; NAME.bak), :func:`scenario_json_schema`.
 """
 
 from __future__ import annotations

@@ -89,6 +89,7 @@ def load_scenario(path: str | Path | None, atlas: Atlas | None = None, text: str
 def bind_scenario(sc: Scenario, atlas: Atlas, where: str | None = None) -> Scenario:
     """A scenario loaded without an atlas, checked against ``atlas`` and with its names
     replaced by atlas ids (no second read of the file); raises :class:`ScenarioError`."""
+    from .roundtrip import snapshot
     from .validate import canonicalise, check_against_atlas
 
     issues = check_against_atlas(sc, atlas, where or str(getattr(sc, "path", "") or sc.id))
@@ -97,15 +98,40 @@ def bind_scenario(sc: Scenario, atlas: Atlas, where: str | None = None) -> Scena
         raise ScenarioError(issues)
     out = canonicalise(sc, atlas)
     out._warnings = [i for i in issues if i.severity == "warning"]
+    out._baseline = snapshot(out)  # names as atlas ids: an edit compares against these
     return out
 
 
-def save_scenario(scenario_or_document, path: str | Path) -> Path:
-    """Write a loaded scenario's document back to ``path`` keeping comments and order."""
-    doc = getattr(scenario_or_document, "document", scenario_or_document)
+def save_scenario(scenario_or_document, path: str | Path, backup: bool = True) -> Path:
+    """Write a scenario to ``path`` keeping the author's comments, key order and wording.
+
+    A scenario loaded from a file and then edited (``model_copy(update=...)``) has only
+    what changed since it was loaded written into its document (:mod:`.roundtrip`); one
+    built in code is written whole; a bare round-trip document is written as it is. The
+    text is checked against the schema first (a broken case is never written: raises
+    :class:`ScenarioError`), and a file it replaces is kept as ``NAME.bak`` (``backup``).
+    The scenario's document and baseline then follow the saved file.
+    """
+    from .loader import dump_document, parse_scenario, read_document
+    from .roundtrip import apply_changes, snapshot, to_nodes, write_text_safely
+
+    path = Path(path)
+    sc = scenario_or_document if isinstance(scenario_or_document, Scenario) else None
+    doc = sc.document if sc is not None else scenario_or_document
+    if sc is None:
+        return save_document(doc, path, backup)
+    after = snapshot(sc)
     if doc is None:
-        raise ValueError("this scenario was not loaded from a file; nothing to save")
-    return save_document(doc, path)
+        doc = to_nodes({"version": sc.version} | after)
+    else:
+        before = sc._baseline if sc._baseline is not None else snapshot(parse_scenario(doc, str(path)))
+        if before != after:
+            doc = apply_changes(doc, before, after)
+    text = dump_document(doc)
+    saved = parse_scenario(read_document(path, text), str(path))  # raises ScenarioError
+    write_text_safely(path, text, backup)
+    sc._document, sc._baseline, sc._path = saved.document, after, path
+    return path
 
 
 def scenario_json_schema() -> dict:

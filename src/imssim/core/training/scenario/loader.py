@@ -395,7 +395,10 @@ def parse_scenario(doc: CommentedMap, name: str = "<scenario>") -> Scenario:
         raise ScenarioError(_pydantic_issues(name, doc, err)) from None
     except RecursionError:
         raise ScenarioError([ScenarioIssue(name, 0, 0, "", "document is nested too deeply")]) from None
+    from .roundtrip import snapshot
+
     sc._document = doc
+    sc._baseline = snapshot(sc)
     return sc
 
 
@@ -430,14 +433,12 @@ def load_document_and_scenario(path: str | Path, text: str | None = None) -> Sce
     return sc
 
 
-def save_document(doc: CommentedMap, path: str | Path) -> Path:
-    """Write a round-trip document back (comments and order kept), atomically."""
-    path = Path(path)
-    text = dump_document(doc)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+def save_document(doc: CommentedMap, path: str | Path, backup: bool = True) -> Path:
+    """Write a round-trip document back (comments and order kept), atomically; a file it
+    replaces is kept as ``NAME.bak`` when ``backup``."""
+    from .roundtrip import write_text_safely
+
+    return write_text_safely(path, dump_document(doc), backup)
 
 
 def dump_document(doc: CommentedMap) -> str:

@@ -438,6 +438,7 @@ class Scenario(_Model):
     _path: Any = PrivateAttr(None)
     _document: Any = PrivateAttr(None)
     _warnings: Any = PrivateAttr(default_factory=list)
+    _baseline: Any = PrivateAttr(None)  # plain data as loaded: what save compares against
 
     @field_validator("version", mode="before")
     @classmethod

@@ -96,11 +96,14 @@ def new_scenario_text(atlas: Atlas, segments: str, side: str, condition: str, sc
     a("    - region: TODO")
     a(f"      side: {side}")
     a("  findings:                    # tender_point | taut_band | restricted_movement | positive_sign | other")
-    for t in chosen[:3]:
+    # findings are the evidence a student reasons from: only muscles the diagnosed segments
+    # supply (not a multifidus standing in from the next level, as L5 does for S1)
+    evidence = [t for t in chosen if t.kind != "paraspinal" or t.level is None or t.level in segs]
+    for t in evidence[:3]:
         a("    - kind: tender_point")
         a(f"      description: {_q(f'Tender, taut {t.name}.')}")
         a(f"      structure: {t.structure}")
-    if not chosen:
+    if not evidence:
         a("    - kind: other")
         a("      description: TODO")
     a("")
@@ -113,7 +116,9 @@ def new_scenario_text(atlas: Atlas, segments: str, side: str, condition: str, sc
     a("# are likely: by `landmark` (+ offset_mm, LPS), by `fraction` along the muscle, or by `xyz`.")
     a("supersensitive_muscles:" + ("" if chosen else " []"))
     for t in chosen:
-        a(f"  - structure: {t.structure}")
+        stand_in = t.kind == "paraspinal" and t.level is not None and t.level not in segs
+        a(f"  - structure: {t.structure}" + (f"    # {t.reason}: none at {'/'.join(t.segments)} in this body"
+                                             if stand_in else ""))
         a(f"    supersensitivity: {0.8 if t.kind == 'paraspinal' else 0.6}    # 0..1")
         a("    trigger_loci:")
         a(f"      - fraction: {0.4 if t.kind == 'paraspinal' else 0.3}")

@@ -8,9 +8,8 @@ from ...model.atlas import Atlas, AtlasLookupError
 from .errors import ScenarioIssue
 from .loader import format_path, node_position
 from .model import Scenario
-
-#: A landmark/coordinate locus further than this from its muscle is reported (warning).
-LOCUS_WARN_MM = 40.0
+from .review import FAR_MM as LOCUS_WARN_MM  # noqa: F401 (a locus this far from its muscle: warning)
+from .review import review
 
 
 class _Checker:
@@ -28,7 +27,11 @@ class _Checker:
             s = self.atlas.get(name)
         except AtlasLookupError as e:
             hint = f"; did you mean {', '.join(repr(x) for x in e.suggestions)}?" if e.suggestions else ""
-            self.add(loc, f"unknown structure {name!r} in atlas {self.atlas.name!r}{hint}")
+            if loc[:2] == ("targets", "add"):
+                self.add(loc, f"target muscle {name!r} is absent from this body (atlas {self.atlas.name!r}){hint}; "
+                              "remove the target or pick a muscle the body has (`imssim atlas list --kind muscle`)")
+            else:
+                self.add(loc, f"unknown structure {name!r} in atlas {self.atlas.name!r}{hint}")
             return None
         if kind and s.kind != kind:
             self.add(loc, f"{name!r} is a {s.kind}, expected a {kind}")
@@ -46,16 +49,9 @@ class _Checker:
     def locus(self, loc: tuple, locus, s) -> None:
         if locus is None:
             return
-        if locus.landmark is not None and self.landmark(loc + ("landmark",), locus.landmark) is None:
-            return
-        if s is None or locus.fraction is not None:
-            return
-        from .targets import distance_to, resolve_locus
-
-        p = resolve_locus(locus.model_copy(update={"snap": False}), self.atlas)
-        d = distance_to(s, p)
-        if d > LOCUS_WARN_MM:
-            self.add(loc, f"locus lies {d:.0f} mm from {s.id}; check the landmark/offset or coordinates", "warning")
+        if locus.landmark is not None:
+            self.landmark(loc + ("landmark",), locus.landmark)
+        # how far it lies from its muscle: review.far_loci, once every name is known
 
     def run(self) -> list[ScenarioIssue]:
         sc = self.sc
@@ -111,6 +107,8 @@ class _Checker:
                 self.add(("targets", "add", i, "depth_mm"), f"no allowed needle ({longest:g} mm max) reaches {a.depth_mm[0]:g} mm", "warning")
         if self.errors():
             return self.issues
+        # what a reviewer would catch (placeholders, another segment, far loci): warnings
+        review(sc, self.atlas, lambda loc, msg: self.add(loc, msg, "warning"))
         # derived targets: empty or notes -> warnings
         from .targets import derive
 

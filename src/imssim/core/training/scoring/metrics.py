@@ -249,9 +249,11 @@ class Clearance(Metric):
     def result(self):
         if not self.best:
             return MetricResult(self.name, None, self.unit, "No danger structure was near a needle.")
+        # closest first; equals by name (not by which needle came first: a batch grading
+        # measures each structure's closest approach once)
         det = [{"structure": st, "harm": h, "clearance_mm": round(mm, 1)} for st, (h, mm) in
-               sorted(self.best.items(), key=lambda kv: kv[1][1])]
-        st, (h, mm) = min(self.best.items(), key=lambda kv: kv[1][1])
+               sorted(self.best.items(), key=lambda kv: (kv[1][1], kv[0]))]
+        st, (h, mm) = min(self.best.items(), key=lambda kv: (kv[1][1], kv[0]))
         name = self.ctx.atlas.structures[st].name
         sent = (f"Closest approach to danger: {mm:.0f} mm from the {name} ({h})." if mm > 0 else
                 f"A needle reached the {name} ({h}).")
