@@ -2,7 +2,8 @@
 
 The whole test session uses one private atlas cache (a temporary folder) so tests never
 touch the user's cache; the built-in atlas is built once per session.
-Set IMSSIM_TEST_CACHE=/some/dir to reuse a cache between local runs.
+Set IMSSIM_TEST_CACHE=/some/dir to reuse a cache between local runs (the atlases imported
+by an earlier run are removed from it at the start).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 _cache = os.environ.get("IMSSIM_TEST_CACHE") or tempfile.mkdtemp(prefix="imssim-test-cache-")
 os.environ["IMSSIM_CACHE_DIR"] = _cache
+# a reused cache keeps the built-in atlas, not the atlases earlier runs' tests imported
+# (the import tests save under fixed names and would find them "already exists")
+if os.environ.get("IMSSIM_TEST_CACHE"):
+    import shutil
+
+    shutil.rmtree(Path(_cache) / "atlas" / "imported", ignore_errors=True)
 os.environ.setdefault("IMSSIM_CONFIG_DIR", tempfile.mkdtemp(prefix="imssim-test-config-"))
 
 
