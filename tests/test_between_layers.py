@@ -133,3 +133,29 @@ def test_fill_survives_the_cache(atlas, tmp_path):
     assert np.array_equal(b.volumes["fill"], atlas.volumes["fill"])
     t = TissueIndex(b)
     assert t._fill is not None
+
+
+def test_the_neck_has_no_mediastinum(atlas, index):
+    """The body cavities are named by where they lie: the spaces of the neck above the
+    thoracic inlet (T1) read as the neck's viscera and vessels, the mediastinum only below
+    it (they all read "mediastinum" before)."""
+    head = atlas.meta["fill"]
+    labels = head["labels"]
+    grid = atlas.volumes["fill"]
+    z = head["origin"][2] + head["h"] * np.arange(grid.shape[2])
+    t1_top = atlas.structures["vertebra_T1"].bounds[1][2]
+    neck = grid[:, :, z > t1_top + 10.0]
+    present = {labels[k] for k in np.unique(neck) if k}
+    assert "neck_viscera" in present and "mediastinum" not in present, sorted(present)
+    chest = grid[:, :, (z < t1_top - 40.0) & (z > atlas.structures["vertebra_T8"].bounds[0][2])]
+    assert "mediastinum" in {labels[k] for k in np.unique(chest) if k}
+    # a needle from the side of the neck at C5, past the muscles, reads the neck's spaces
+    c5 = atlas.landmark("C5_spinous").xyz
+    seen = set()
+    for dx in (-1.0, 1.0):
+        e = index.snap_to_skin(c5 + [dx * 300.0, -40.0, 0.0], [-dx, 0.0, 0.0])
+        assert e is not None
+        tr = index.query(e.point, [-dx, 0.0, 0.0], 60.0, stop_at_bone=False)
+        seen |= {iv.structure for iv in tr.intervals}
+    assert "mediastinum" not in seen, seen
+    assert atlas.structures["neck_viscera"].kind == "organ"

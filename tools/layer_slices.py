@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     named = {"subcutaneous": (0.98, 0.88, 0.55), "thoracolumbar_fascia": (0.25, 0.35, 0.95),
              "intermuscular_fascia": (0.80, 0.80, 0.74), "epidural_space": (0.95, 0.45, 0.85),
              "abdominal_cavity": (0.55, 0.78, 0.55), "mediastinum": (0.85, 0.55, 0.55),
-             "cranial_cavity": (0.70, 0.60, 0.85)}
+             "cranial_cavity": (0.70, 0.60, 0.85), "neck_viscera": (0.95, 0.75, 0.60)}
     for k, sid in enumerate(labels):
         if k == 0:
             continue
@@ -101,6 +101,7 @@ def main(argv: list[str]) -> int:
                            Patch(color=(0.62, 0.30, 0.28), label="muscle meeting its neighbour"),
                            Patch(color=named["abdominal_cavity"], label="abdominal cavity"),
                            Patch(color=named["mediastinum"], label="mediastinum"),
+                           Patch(color=named["neck_viscera"], label="neck: viscera, vessels, fat"),
                            Patch(color=edge["organ"], label="lung / organ outline"),
                            Patch(color=edge["bone"], label="bone outline")],
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, framealpha=0.8)

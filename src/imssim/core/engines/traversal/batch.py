@@ -77,7 +77,7 @@ class BatchMixin:
 
     def _batch_fill_args(self):
         """native.needles_batch's fill-grid arguments (placeholders without a grid)."""
-        if self._nat_fill is not None:
+        if self._nat_fill is not None and self._fill is not None:  # (_fill None: the meshes alone)
             return (True, *self._nat_fill)
         nb = len(self.ids)
         z = np.zeros(nb, np.bool_)

@@ -46,7 +46,7 @@ class ClassifyMixin:
         tip_set = set(tip_l)
         at_tip = [ids[s] for s in tip_l]
         m = -1
-        if self._nat_fill is not None:
+        if self._nat_fill is not None and self._fill is not None:  # (_fill None: the meshes alone)
             # the fill grid's naming of the gaps (rule 10), compiled
             m, gtip = self._native.between(b.iv_s, b.iv_a, b.iv_b, b.iv_in, niv, nt, *self._nat_fill, e, d, actual,
                                            bone >= 0, EPS, SEAM_MM, FILL_STEP_MM,

@@ -23,7 +23,8 @@ there when no mesh is:
    it is the posterior layer of this fascia, so a needle there reads "thoracolumbar
    fascia", not "latissimus dorsi");
 6. **cavities**: what is left and lies more than :data:`CAVITY_MM` from any structure seeds
-   the body cavities (cranial cavity, mediastinum, abdominal and pelvic cavity), grown
+   the body cavities (cranial cavity, the neck's visceral spaces above the thoracic inlet,
+   mediastinum, abdominal and pelvic cavity), grown
    back over the rest of their space;
 7. everything else is *intermuscular fat and fascia*.
 
@@ -58,6 +59,7 @@ CONNECTIVE = {
     "epidural_space": ("epidural space (fat and veins)", "connective", "spine"),
     "cranial_cavity": ("cranial cavity (brain)", "organ", "head"),
     "mediastinum": ("mediastinum (heart and great vessels)", "organ", "thorax"),
+    "neck_viscera": ("viscera, vessels and fat of the neck (trachea, oesophagus, carotid sheath)", "organ", "neck"),
     "abdominal_cavity": ("abdominal and pelvic cavity (viscera)", "organ", "abdomen"),
 }
 SPINE_KINDS = {
@@ -253,6 +255,15 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
             _propagate(cav, free, int(round(3 * CAVITY_MM / H_MM)))
             grow_c = free & (cav > 0)
             fill[grow_c] = cav[grow_c]
+        # one space runs from the neck into the chest: the thoracic inlet (T1) divides it
+        if "vertebra_T1" in atlas.structures:
+            ka = int(np.searchsorted(z, atlas.structures["vertebra_T1"].bounds[1][2]))
+            for part, was, now in ((fill[:, :, ka:], "mediastinum", "neck_viscera"),
+                                   (fill[:, :, :ka], "neck_viscera", "mediastinum")):
+                if was in lab_of:
+                    m = part == lab_of[was]
+                    if m.any():
+                        part[m] = label(now)
 
     # 7. the rest
     rest = gap & (fill == 0)
@@ -319,6 +330,8 @@ def _cavity_for(atlas: Atlas, c: np.ndarray) -> str:
         b = atlas.structures["skull"].bounds
         if np.all(c >= b[0]) and np.all(c <= b[1]):
             return "cranial_cavity"
+    if "vertebra_T1" in atlas.structures and c[2] > atlas.structures["vertebra_T1"].bounds[1][2]:
+        return "neck_viscera"  # above the thoracic inlet: not the mediastinum
     for lvl in ("T12", "T11"):
         if f"vertebra_{lvl}" in atlas.structures:
             if c[2] > atlas.structures[f"vertebra_{lvl}"].bounds[1][2] + 20:
