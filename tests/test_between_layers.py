@@ -66,9 +66,9 @@ def test_l5_walk_through(atlas, index):
 def test_lumbar_interlaminar_needle_reaches_the_epidural_space_at_the_published_depth(atlas, index):
     """A midline epidural-style needle (interlaminar, tilted with the spinous processes)
     reaches the epidural space at a lumbar interspace at the published depth (mean +/- 2
-    SD; Cha et al. 2011, see imssim.core.engines.layers and docs/atlas.md). At L4-L5 this body's
-    interlaminar window is closed by bone and multifidus for every tilt tried, so the test
-    takes the lumbar interspaces that open (L3-L4 today) and requires one."""
+    SD; Cha et al. 2011, see imssim.core.engines.layers and docs/atlas.md). An interlaminar
+    window of this body can be closed by bone and multifidus for every tilt tried, so the
+    test takes the lumbar interspaces that open (L3-L4 and L4-L5 today) and requires one."""
     found = {}
     for up, lo in (("L3", "L4"), ("L4", "L5")):
         dep, tr = layers.skin_to_epidural(atlas, index, up, lo)
