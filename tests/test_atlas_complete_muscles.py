@@ -187,9 +187,9 @@ def test_rhomboid_region_depths_match_published_ranges(atlas, index, obese_index
 
     On the BodyParts3D body the skin-to-muscle depth is in the published range; the chest
     wall lies deeper than published (the source's erector spinae lie between the rhomboid
-    and the ribs over the whole T3-T5 strip: skin to rib measured 37-51 mm, median 40;
-    skin to pleura through the intercostal spaces 43-65 mm, median 48, the pleura lying
-    2 mm inside the ribs and intercostal muscles; both together median 47 mm), so the
+    and the ribs over the whole T3-T5 strip; both together median 51 mm since the fat
+    reads the published thickness and the fascia under it is named apart, 47 mm before;
+    the pleura lying 2 mm inside the ribs and intercostal muscles), so the
     chest-wall bound here is the measured one, not the published one; "Between the layers"
     is to bring it to 2.1 cm."""
     pts = _rhomboid_region(atlas, index)
@@ -200,7 +200,7 @@ def test_rhomboid_region_depths_match_published_ranges(atlas, index, obese_index
     assert len(pts) >= 10 and len(m_avg) == len(pts) and len(wall_avg) >= len(pts) // 2
     assert 8.0 <= np.median(m_avg) <= 16.0, m_avg  # published mean +/- 2 SD
     assert 12.0 <= np.median(m_ob) <= 24.0, m_ob
-    assert 17.0 <= np.median(wall_avg) <= 50.0, wall_avg
+    assert 17.0 <= np.median(wall_avg) <= 55.0, wall_avg
     # obesity adds depth everywhere (published: +6 mm to the muscle and to the rib)
     assert np.median(m_ob) - np.median(m_avg) >= 3.0
     assert np.median(wall_ob) - np.median(wall_avg) >= 3.0
@@ -213,8 +213,9 @@ def test_t4_paraspinal_pleura_depth(atlas, index, obese_index):
     _, _, p_ob = _depths(obese_index, pts)
     assert len(p_avg) == len(pts) and len(p_ob) == len(pts)
     # the real body's upper thoracic erector spinae are thicker than the earlier model's;
-    # "Between the layers" revisits these depths against published figures
-    assert 20.0 <= np.median(p_avg) <= 50.0, p_avg
+    # "Between the layers" revisits these depths against published figures (measured
+    # median 50.8 mm since the fat reads the published thickness, 48 before)
+    assert 20.0 <= np.median(p_avg) <= 55.0, p_avg
     assert np.median(p_ob) > np.median(p_avg) + 3.0
 
 
