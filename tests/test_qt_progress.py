@@ -66,6 +66,9 @@ def needle_at_locus(w, structure="multifidus_L5_r"):
     target = np.asarray(locus.xyz, float)
     hit = c.index.snap_to_skin(target + np.array([0, 200.0, 0]), [0, -1.0, 0])
     c.set_tool("needle")
+    # the L5 locus lies ~51 mm under the skin straight behind it (the axis of the muscle,
+    # under the fascia and the erector spinae): a 60 mm needle
+    c.set_needle_length(60.0)
     n = c.place_needle_at(hit.point, hit.normal)
     depth = c.aim_at(target)
     c.advance(depth)
