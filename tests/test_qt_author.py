@@ -108,7 +108,7 @@ def test_author_a_case_from_scratch_save_validate_reopen(win, qtbot, atlas, inde
     assert f.structure is not None and atlas.structures[f.structure].kind == "muscle"
     assert f.locus.xyz is not None and f.locus.snap is True
     assert win.controller.overlay.marker_count("author") == 1
-    assert p.point_list.count() == rows0 + 1 and "right multifidus" in p.point_list.item(rows0).text().lower()
+    assert p.point_list.count() == rows0 + 1 and len(win.controller.overlay._markers["author"]) == 2  # + its number and "right multifidus" in p.point_list.item(rows0).text().lower()
     # on the skin
     p.snap_combo.setCurrentIndex(1)
     pl2 = Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=20, side="right")
@@ -198,6 +198,7 @@ def test_edit_a_library_case_keeps_a_backup_and_preview_as_student(win, qtbot, i
     assert c.scenario is not None and c.scenario.patient.presenting_complaint == COMPLAINT
     assert COMPLAINT in win.brief.toPlainText() and win.needle_dock.isVisible()
     assert c.overlay.marker_count("author") == 0
+    assert c.recording_path is None  # a preview is not an attempt: not recorded (nor saved to progress)
     # palpating there finds the case's tender point (beside L5, as the file has it)
     c.set_tool("palpate")
     pl = Placement.from_landmark(index, "L5_spinous", depth=0, lateral_mm=15, side="right")

@@ -194,11 +194,10 @@ class AuthorDesk:
             return
         from ..core.training.case import palpable_loci
 
-        k = 0
-        for f, p in palpable_loci(self.authoring.scenario, self.controller.atlas):
+        # numbered as the panel lists them (points without a position have no marker)
+        for k, (f, p) in enumerate(palpable_loci(self.authoring.scenario, self.controller.atlas), 1):
             if p is None:
                 continue
-            k += 1
             ov.add_marker("author", p, colour=POINT_COLOUR, radius=5.0)
             ov.add_label("author", p, str(k))
         self.controller.render()
@@ -233,7 +232,12 @@ class AuthorDesk:
             self.say(f"The case cannot be opened as it stands: {str(e).splitlines()[0]}", "warn")
             return False
         self.leave()
-        c.start_case(case, mode)
+        record, c.record = c.record, False  # a preview is not a trainee's attempt: no recording,
+        try:
+            c.start_case(case, mode)
+        finally:
+            c.record = record
+        c.session.preview = True  # ... and nothing saved to the progress store
         c.say(f"Preview as student ({mode} mode): this is what a student sees. Choose Mode: author to go on "
               "editing.", "good")
         return True

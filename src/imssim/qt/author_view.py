@@ -250,10 +250,10 @@ class AuthorPanel(QtWidgets.QWidget):
             self.point_list.clear()
             for k, (i, f) in enumerate(a.points, 1):
                 where = a.name(f.structure) if f.structure else "skin"
-                pos = (" (no position: felt anywhere over the muscle)" if f.locus is None
-                       else " (on the skin)" if f.locus.snap is False else "")
+                pos = (" (no position)" if f.locus is None else " (on the skin)" if f.locus.snap is False else "")
                 it = QtWidgets.QListWidgetItem(f"{k}. {f.kind.replace('_', ' ')}: {where}{pos}")
-                it.setToolTip(f.description)
+                it.setToolTip(f.description + ("\nNo position: felt anywhere over the muscle." if f.locus is None
+                                               else ""))
                 it.setData(Qt.UserRole, i)
                 self.point_list.addItem(it)
             if self.point_list.count():
