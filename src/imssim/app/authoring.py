@@ -64,9 +64,29 @@ class AuthorDesk:
         self.active = True
         habitus = self.scenario.patient.habitus if self.scenario is not None else None
         self.controller.explore(habitus)
+        self.frame()
         self.controller.set_tool("point" if self.authoring is not None else "look")
         self.controller.emit(ev.AuthorModeChanged(True))
         self._changed()
+
+    def frame(self) -> None:
+        """The preset view of the case's region (its first derived target's), as practice frames it."""
+        from ..core.training.scenario import derive_targets
+        from .controller import REGION_VIEW
+
+        if self.scenario is None:
+            return
+        c = self.controller
+        try:
+            targets = derive_targets(self.scenario, c.atlas)
+        except Exception:  # noqa: BLE001 - a view is no reason to refuse Author mode
+            targets = []
+        for t in targets:
+            s = c.atlas.structures.get(t.structure)
+            v = REGION_VIEW.get(getattr(s, "region", None) or "")
+            if v is not None:
+                c.view(v)
+                return
 
     def leave(self) -> None:
         self.active = False

@@ -344,6 +344,9 @@ class Controller:
         return "posterior"
 
     def frame_case(self) -> None:
+        if self.author is not None and self.author.active and self.author.scenario is not None:
+            self.author.frame()  # Author mode: the region of the case being written
+            return
         self.view(self.case_view())
 
     def set_kind_opacity(self, kind: str, opacity: float) -> None:

@@ -238,7 +238,11 @@ class AuthorPanel(QtWidgets.QWidget):
             for name in ("title", "author", "complaint", "history", "condition"):
                 w, v = self.edits[name], str(a.field(name))
                 if self._text(name) != v and not w.hasFocus():
-                    (w.setPlainText if isinstance(w, QtWidgets.QPlainTextEdit) else w.setText)(v)
+                    if isinstance(w, QtWidgets.QPlainTextEdit):
+                        w.setPlainText(v)
+                    else:
+                        w.setText(v)
+                        w.setCursorPosition(0)  # a long title shows its beginning
             self.age.setValue(a.field("age"))
             for name in ("sex", "habitus", "side"):
                 self.edits[name].setCurrentText(a.field(name))
