@@ -35,6 +35,9 @@ def test_every_edit_undoes_and_redoes(atlas):
     assert not a.set_supersensitive("gluteus_medius_r")  # already: no undo step
     assert not a.set_field("age", 52)  # no change: no undo step
     assert len(a.undo_stack) == 5
+    assert a.describe_finding(i, "Exquisitely tender,  and the patient jumps.")
+    assert a.scenario.patient.findings[i].description == "Exquisitely tender, and the patient jumps."
+    assert a.undo() == f"describe finding {i + 1}"
     assert a.scenario.patient.findings[i].locus.xyz == (-20.0, 75.0, 1010.0)
     assert a.undo_label.startswith("make the") and "gluteus medius" in a.undo_label
     labels = [a.undo() for _ in range(5)]

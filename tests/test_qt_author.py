@@ -81,7 +81,7 @@ def type_into(qtbot, widget, text):
         widget.clearFocus()  # committed when the box loses the focus
 
 
-def test_author_a_case_from_scratch_save_validate_reopen(win, qtbot, atlas, index, tmp_path, asked):
+def test_author_a_case_from_scratch_save_validate_reopen(win, qtbot, atlas, index, tmp_path, asked, monkeypatch):
     from imssim.core.training.scenario import load_scenario, validate_file
 
     win.set_mode("author")
@@ -109,6 +109,18 @@ def test_author_a_case_from_scratch_save_validate_reopen(win, qtbot, atlas, inde
     assert f.locus.xyz is not None and f.locus.snap is True
     assert win.controller.overlay.marker_count("author") == 1
     assert p.point_list.count() == rows0 + 1 and len(win.controller.overlay._markers["author"]) == 2  # + its number and "right multifidus" in p.point_list.item(rows0).text().lower()
+    # double-click the point: what palpation finds there
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a_, **k: ("Tender, ropy band; he jumps.", True))
+    p.tabs.setCurrentIndex(1)  # the Tender points tab
+    item = p.point_list.item(rows0)
+    p.point_list.scrollToItem(item)
+    qtbot.waitExposed(p.point_list)
+    vp = p.point_list.viewport()
+    at = p.point_list.visualItemRect(item).center()
+    QTest.mouseClick(vp, Qt.LeftButton, Qt.NoModifier, at)  # an item view takes a double click after a press
+    QTest.mouseDClick(vp, Qt.LeftButton, Qt.NoModifier, at)
+    assert a.scenario.patient.findings[-1].description == "Tender, ropy band; he jumps."
+    assert "he jumps" in p.point_text.text()
     # on the skin
     p.snap_combo.setCurrentIndex(1)
     pl2 = Placement.from_landmark(index, "L4_spinous", depth=0, lateral_mm=20, side="right")
@@ -127,7 +139,7 @@ def test_author_a_case_from_scratch_save_validate_reopen(win, qtbot, atlas, inde
     assert "gluteus_medius_r" in a.supersensitive
     # save as (a new case has no file yet: the dialog asks for one)
     out = tmp_path / "my-case.yaml"
-    QtWidgets.QFileDialog.getSaveFileName = staticmethod(lambda *a_, **k: (str(out), ""))
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *a_, **k: (str(out), ""))
     p.save_button.click()
     assert out.is_file() and not win.author.dirty and "unsaved" not in p.file_label.text()
     errors = [i for i in validate_file(out, atlas) if i.severity == "error"]
@@ -144,7 +156,7 @@ def test_author_a_case_from_scratch_save_validate_reopen(win, qtbot, atlas, inde
     assert win.controller.overlay.marker_count("author") == 2
 
 
-def test_undo_redo_in_the_window_and_unsaved_changes_on_close(win, qtbot, index, tmp_path, asked):
+def test_undo_redo_in_the_window_and_unsaved_changes_on_close(win, qtbot, index, tmp_path, asked, monkeypatch):
     win.set_mode("author")
     win.author_new("L5", "right", "chronic low back pain")
     a, p = win.author.authoring, win.author_panel
@@ -170,7 +182,7 @@ def test_undo_redo_in_the_window_and_unsaved_changes_on_close(win, qtbot, index,
     assert not win.close() and win.isVisible() and asked["titles"][-1] == "Unsaved changes"
     # Save: asks for a file, writes it; then the window closes
     out = tmp_path / "closing.yaml"
-    QtWidgets.QFileDialog.getSaveFileName = staticmethod(lambda *a_, **k: (str(out), ""))
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *a_, **k: (str(out), ""))
     asked["answers"] = [B.Save]
     assert win.close()
     assert out.is_file() and "age: 61" in out.read_text()

@@ -148,6 +148,9 @@ class AuthorDesk:
     def set_supersensitive(self, structure: str, on: bool = True) -> bool:
         return bool(self._edit(lambda: self.authoring.set_supersensitive(structure, on)))
 
+    def describe_point(self, i: int, text: str) -> bool:
+        return bool(self._edit(lambda: self.authoring.describe_finding(i, text)))
+
     def remove_point(self, i: int) -> bool:
         return bool(self._edit(lambda: self.authoring.remove_finding(i)))
 

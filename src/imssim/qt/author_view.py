@@ -131,7 +131,13 @@ class AuthorPanel(QtWidgets.QWidget):
         opt.addWidget(self.snap_combo, 1)
         pl.addLayout(opt)
         self.point_list = QtWidgets.QListWidget()
+        self.point_list.setToolTip("Double-click a point to write what the student's palpation finds there")
+        self.point_list.itemDoubleClicked.connect(self._describe_point)
         pl.addWidget(self.point_list, 1)
+        self.point_text = QtWidgets.QLabel()
+        self.point_text.setWordWrap(True)
+        self.point_list.currentRowChanged.connect(self._show_point)
+        pl.addWidget(self.point_text)
         self.remove_point_button = QtWidgets.QPushButton("Remove the selected point")
         self.remove_point_button.clicked.connect(self._remove_point)
         pl.addWidget(self.remove_point_button)
@@ -184,6 +190,27 @@ class AuthorPanel(QtWidgets.QWidget):
     def _combo(self, name: str) -> None:
         if self.desk.authoring is not None and not self._filling:
             self.desk.set_field(name, self.edits[name].currentText())
+
+    def _show_point(self, row: int) -> None:
+        a = self.desk.authoring
+        it = self.point_list.item(row) if row >= 0 else None
+        if a is None or it is None:
+            self.point_text.setText("")
+            return
+        f = a.scenario.patient.findings[it.data(Qt.UserRole)]
+        self.point_text.setText(f"<i>Palpation says:</i> {html.escape(f.description)} "
+                                "<span style='color:#556'>(double-click to change)</span>")
+
+    def _describe_point(self, item) -> None:
+        a = self.desk.authoring
+        if a is None:
+            return
+        i = item.data(Qt.UserRole)
+        text, ok = QtWidgets.QInputDialog.getText(self, "What the student feels",
+                                                  "What palpation finds at this point:",
+                                                  text=a.scenario.patient.findings[i].description)
+        if ok and text.strip():
+            self.desk.describe_point(i, text)
 
     def _remove_point(self) -> None:
         it = self.point_list.currentItem()
@@ -262,6 +289,7 @@ class AuthorPanel(QtWidgets.QWidget):
                 self.point_list.addItem(it)
             if self.point_list.count():
                 self.point_list.setCurrentRow(min(max(cur, 0), self.point_list.count() - 1))
+            self._show_point(self.point_list.currentRow())
             self.remove_point_button.setEnabled(self.point_list.count() > 0)
             # muscles: the diagnosis's myotome first
             chosen = set(a.supersensitive)

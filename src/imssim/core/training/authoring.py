@@ -243,6 +243,13 @@ class Authoring:
                    lambda d: d["patient"]["findings"].append(finding))
         return len(self.scenario.patient.findings) - 1
 
+    def describe_finding(self, i: int, description: str) -> bool:
+        """What the patient's examination says for finding ``i`` (palpation says it when the
+        student finds the point)."""
+        text = " ".join(str(description).split())
+        return self.apply(f"describe finding {i + 1}",
+                          lambda d: d["patient"]["findings"][i].__setitem__("description", text))
+
     def remove_finding(self, i: int) -> bool:
         f = self.scenario.patient.findings[i]
         return self.apply(f"remove the {f.kind.replace('_', ' ')}" + (f" in the {self.name(f.structure)}"
