@@ -1132,6 +1132,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.anim_frames = 0
 
         def tick():
+            if getattr(self, "_closed", False):
+                timer.stop()
+                return
             u = min(1.0, clock.elapsed() / 1000.0 / duration)
             if u >= 1.0 and self.anim_frames == 0 and kind == "twitch":
                 # the first tick came after the whole pulse (a very slow or busy machine):
@@ -1156,6 +1159,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._anim = timer
 
     def _release(self, e: ev.Release) -> None:
+        if getattr(self, "_closed", False):
+            return  # a release timed after the window closed: its 3D view is gone
         self.controller.say(e.text, "good")
         self._animate(e.structure, e.needle, "release")
 
