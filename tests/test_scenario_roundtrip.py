@@ -137,3 +137,29 @@ def test_a_scenario_built_in_code_is_written_whole(tmp_path):
     assert text.startswith("version: 1\nid: l5-radiculopathy-low-back\n")
     again = load_scenario(out)
     assert again.model_dump() == sc.model_dump()
+
+
+def test_an_item_appended_to_a_list_stays_above_the_blank_line_before_the_next_section(tmp_path):
+    from imssim.core.training.scenario import Finding
+
+    p = copy_of(tmp_path)
+    sc = load_scenario(p)
+    f = Finding(kind="tender_point", description="Tender point in the right gluteus medius.",
+                structure="gluteus_medius_r", locus=TriggerLocus(xyz=(-110, 70, 930), radius_mm=12))
+    patient = sc.patient.model_copy(update={"findings": [*sc.patient.findings, f]})
+    save_scenario(sc.model_copy(update={"patient": patient}), p)
+    text = p.read_text()
+    # the gap that separated the findings from the next section is after the new item
+    assert "        radius_mm: 12\n\ndiagnosis:" in text
+    assert "(matchstick test positive).\n    - kind: tender_point" in text
+    # an end-of-line comment on the old last line stays on it
+    q = tmp_path / "eol.yaml"
+    q.write_text(p.with_suffix(".yaml.bak").read_text().replace(
+        "(matchstick test positive).\n", "(matchstick test positive).   # the last one\n"))
+    sc = load_scenario(q)
+    save_scenario(sc.model_copy(update={"patient": sc.patient.model_copy(
+        update={"findings": [*sc.patient.findings, f]})}), q)
+    text = q.read_text()
+    assert "(matchstick test positive).   # the last one\n    - kind: tender_point" in text
+    assert "        radius_mm: 12\n\ndiagnosis:" in text
+    assert load_scenario(q).patient.findings[-1].locus.xyz == (-110.0, 70.0, 930.0)

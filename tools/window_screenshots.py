@@ -1,6 +1,6 @@
 """Screenshots of the trainee's window in its main states, for docs/img/ (run under Xvfb).
 
-    PYTHONPATH=src:tests xvfb-run -a -s "-screen 0 1600x1200x24" python tools/window_screenshots.py [OUTDIR] [--only progress]
+    PYTHONPATH=src:tests xvfb-run -a -s "-screen 0 1600x1200x24" python tools/window_screenshots.py [OUTDIR] [--only progress|author]
 
 Every picture is taken from the real window, driven through its handlers. The progress
 store, settings and recordings are private temporary folders (nothing of the user's is
@@ -146,11 +146,69 @@ def progress_shots(out: Path) -> list[Path]:
     return shots
 
 
+def author_shots(out: Path) -> list[Path]:
+    """Author mode: a new L5 case from the template, the form filled in, tender points placed
+    by clicking the body, supersensitive muscles ticked (the myotome listed first)."""
+    import tempfile
+
+    app = application()
+    w = make_window(load_builtin())
+    w.resize(1280, 800)
+    w.show()
+    settle(app)
+    c = w.controller
+    shots = []
+
+    def shot(name):
+        settle(app)
+        p = out / f"window-{name}.png"
+        w.save_screenshot(str(p))
+        shots.append(p)
+
+    w.set_mode("author")
+    w.author_new("L5", "right", "chronic low back pain")
+    a, panel = w.author.authoring, w.author_panel
+    a.set_field("title", "Low back and lateral shin pain")
+    a.set_field("author", "A. Instructor")
+    a.set_field("age", 52)
+    a.set_field("sex", "male")
+    a.set_field("complaint", "An aching low back and a burning pain along the outside of my right shin.")
+    a.set_field("history", "Two years of low back pain after lifting a crate; since spring it spreads down "
+                           "the right leg to the top of the foot. Worse sitting, eased by walking.")
+    w.author._changed()
+    c.view("lumbar")
+    settle(app)
+    for level, lat in (("L5_spinous", 18), ("L4_spinous", 20)):
+        click_world(w, Placement.from_landmark(c.index, level, depth=0, lateral_mm=lat, side="right").entry)
+    gm = c.atlas.structures["gluteus_medius_r"].centroid
+    o = np.asarray(gm) + np.array([0.0, 300.0, 0.0])
+    w.author.place_ray(o, np.array([0.0, -1.0, 0.0]))
+    for sid in ("gluteus_medius_r", "tibialis_anterior_r"):
+        if sid in c.atlas.structures:
+            w.author.set_supersensitive(sid)
+    w.author.save(Path(tempfile.mkdtemp()) / "low-back-shin.yaml")
+    a.set_field("age", 53)  # an unsaved edit: the title bar and the panel say so
+    w.author._changed()
+    panel.tabs.setCurrentIndex(0)
+    shot("author")
+    panel.tabs.setCurrentIndex(1)
+    shot("author-points")
+    panel.tabs.setCurrentIndex(2)
+    shot("author-muscles")
+    w.author.authoring = None
+    w.close()
+    return shots
+
+
 def main(out: Path) -> None:
     _private_folders()
     out.mkdir(parents=True, exist_ok=True)
     if "--only" in sys.argv and sys.argv[sys.argv.index("--only") + 1] == "progress":
         for p in progress_shots(out):
+            print("wrote", p)
+        return
+    if "--only" in sys.argv and sys.argv[sys.argv.index("--only") + 1] == "author":
+        for p in author_shots(out):
             print("wrote", p)
         return
     app = application()

@@ -27,7 +27,7 @@ from ..render.scene import AtlasScene
 from ..render.views import PRESETS, apply_preset, in_view, screen_ray
 from . import events as ev
 
-TOOLS = ("look", "needle", "palpate")
+TOOLS = ("look", "needle", "palpate", "point")  # point: place a tender point (Author mode)
 #: targets closer than this share one "missed" label on the body
 LABEL_GROUP_MM = 120.0
 AIM_STEP_DEG = 2.0
@@ -140,6 +140,7 @@ class Controller:
         self.selected: str | None = None
         self.targets_visible = False
         self.quiz_pending: int | None = None  # pick-structure question waiting for a click
+        self.author = None  # the Author mode's desk (app.authoring.AuthorDesk) while the window has one
         self.session = self._make_session(mode)
         self._after_mode()
         apply_preset(plotter, self.atlas, "posterior")
@@ -343,6 +344,9 @@ class Controller:
         return "posterior"
 
     def frame_case(self) -> None:
+        if self.author is not None and self.author.active and self.author.scenario is not None:
+            self.author.frame()  # Author mode: the region of the case being written
+            return
         self.view(self.case_view())
 
     def set_kind_opacity(self, kind: str, opacity: float) -> None:
@@ -413,7 +417,13 @@ class Controller:
 
     def on_click(self, x: float, y: float) -> None:
         """A click (not a drag) in the 3D view at display pixel (x, y)."""
-        if self.tool == "needle":
+        if self.tool == "point":
+            if self.author is not None and self.author.active:
+                o, d = screen_ray(self.plotter, x, y)
+                self.author.place_ray(o, d)
+            else:
+                self.say("Place points in Author mode (Mode: author).", "warn")
+        elif self.tool == "needle":
             o, d = screen_ray(self.plotter, x, y)
             self.place_needle_ray(o, d)
         elif self.tool == "palpate":
@@ -749,6 +759,10 @@ class Controller:
         self.emit(ev.AttemptStarted(self.mode, resumed=session is not None))
         self._after_mode()
         self._update()
+
+    def explore(self, habitus: str | None = None) -> None:
+        """No case: the body (of ``habitus``'s build) to look at, e.g. while a case is authored."""
+        self._take_case(explore(self.bodies, habitus), "practice", leaving="the case was closed")
 
     def new_attempt(self, mode: str | None = None):
         """Start the same case again: a fresh session and recording, nothing carried over (a

@@ -153,3 +153,17 @@ class CourseContinued:
     sessions: int
     lines: tuple  # what the brief says changed (findings, changes since last time, the muscles)
     offline: bool = False  # the state came from this window (the database could not be reached)
+
+
+@dataclass(frozen=True)
+class AuthoringChanged:
+    """The case being authored changed (an edit, undo/redo, a save, another case); the
+    view reads the desk (:class:`imssim.app.authoring.AuthorDesk`) again."""
+
+    dirty: bool
+    what: str = ""  # what the last edit did ("place a tender point in the ..."), or ""
+
+
+@dataclass(frozen=True)
+class AuthorModeChanged:
+    on: bool  # the window is (True) or is no longer (False) in Author mode

@@ -120,6 +120,8 @@ class ProgressDesk:
         was saved (no case, saving off, or no trainee yet: then it waits in :attr:`kept`)."""
         if not self.enabled or session.scenario is None or session.finished is None:
             return None
+        if getattr(session, "preview", False):
+            return None  # an author trying a case (Author mode's Preview as student) is not a trainee's attempt
         if self.trainee is None:
             if session not in self.kept:
                 self.kept.append(session)

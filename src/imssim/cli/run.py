@@ -34,6 +34,7 @@ def cmd_run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("run", help="start the simulator (optionally on a scenario)")
     p.add_argument("scenario", nargs="?", help="scenario file or library id (default: the default scenario)")
-    p.add_argument("--mode", choices=["practice", "quiz", "exam"], help="override the scenario's mode")
+    p.add_argument("--mode", choices=["practice", "quiz", "exam", "author"],
+                   help="override the scenario's mode; author: write or edit the case (SCENARIO, or none: New...)")
     p.add_argument("--screenshot", metavar="FILE", help="render off-screen, save a PNG and exit")
     p.set_defaults(func=cmd_run)

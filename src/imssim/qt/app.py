@@ -79,7 +79,13 @@ def run(atlas, args) -> int:
     from ..core.training.scenario import DEFAULT_SCENARIO_ID
 
     scenario = getattr(args, "scenario", None) or DEFAULT_SCENARIO_ID
-    if not win.open_scenario(scenario, mode=mode):
+    if mode == "author":
+        # Author mode: the case named (or none yet: New... or Open... in the Author panel)
+        win.set_mode("author")
+        if getattr(args, "scenario", None) and not win.author_open(args.scenario):
+            win.close()
+            raise UserError(win.author.last_error or f"cannot open {args.scenario}")
+    elif not win.open_scenario(scenario, mode=mode):
         win.close()
         raise UserError(win.last_error)
     if screenshot:

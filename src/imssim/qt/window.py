@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from pyvistaqt import QtInteractor
 
 from ..app import events as ev
+from ..app.authoring import AuthorDesk
 from ..app.controller import Controller
 from ..app.progress import ProgressDesk
 from ..core.model.atlas import Atlas
@@ -98,7 +99,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view3d.enable_anti_aliasing("fxaa")
         self.central.addTab(self.view3d, "3D view")
         self.setCentralWidget(self.central)
-        self.controller = Controller(atlas, self.view3d, index=index, mode=mode, record=record)
+        self.controller = Controller(atlas, self.view3d, index=index, mode=mode if mode != "author" else "practice",
+                                     record=record)
+        self.author = AuthorDesk(self.controller)  # Author mode: writing a case (app/authoring.py)
         self.handlers = {
             ev.NeedleChanged: self._on_needle,
             ev.Feedback: self._on_feedback,
@@ -118,6 +121,8 @@ class MainWindow(QtWidgets.QMainWindow):
             ev.ProgressSaved: self._on_progress_saved,
             ev.ProgressNotSaved: self._on_progress_not_saved,
             ev.CourseContinued: self._on_course,
+            ev.AuthoringChanged: self._on_authoring,
+            ev.AuthorModeChanged: lambda e: self._author_mode(e.on),
         }
         # many moves within one event-loop turn (wheel bursts) cost one frame, and a frame
         # where only needles moved reuses the scene's last picture (render/backdrop.py)
@@ -147,6 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_explore_dock()
         self._build_needle_dock()
         self._build_slice_dock()
+        self._build_author_dock()
         from .progress_view import ProgressView
 
         self.progress_view = ProgressView(self)
@@ -164,7 +170,7 @@ class MainWindow(QtWidgets.QMainWindow):
                     QtWidgets.QAbstractSpinBox, QtWidgets.QTextEdit):
             for wdg in self.findChildren(cls):
                 wdg.installEventFilter(self._widget_keys)
-        self._on_mode(mode)
+        self._on_mode(self.controller.mode)
         self._refresh_readout(None)
         self.status.showMessage("N: needle tool, then click the skin.  F1: all shortcuts.")
 
@@ -245,9 +251,10 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.setMovable(False)
         tb.addWidget(QtWidgets.QLabel(" Mode: "))
         self.mode_combo = QtWidgets.QComboBox()
-        self.mode_combo.addItems(["practice", "quiz", "exam"])
+        self.mode_combo.addItems(["practice", "quiz", "exam", "author"])
         self.mode_combo.setToolTip("Practice: names and hints shown. Quiz: questions, no names. "
-                                   "Exam: no names or hints, timed, graded at the end.")
+                                   "Exam: no names or hints, timed, graded at the end. "
+                                   "Author: write a case (an instructor's mode).")
         self.mode_combo.currentTextChanged.connect(self.set_mode)
         tb.addWidget(self.mode_combo)
         tb.addSeparator()
@@ -259,6 +266,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.tool_group.addAction(a)
             tb.addAction(a)
             setattr(self, f"tool_{tool}", a)
+        self.tool_point = QtGui.QAction("Point", self, checkable=True)
+        self.tool_point.setToolTip("Author mode: click the body to place a tender point")
+        self.tool_point.triggered.connect(lambda checked=False: self.controller.set_tool("point"))
+        self.tool_group.addAction(self.tool_point)
+        self.tool_point_action = tb.addAction(self.tool_point)
+        self.tool_point.setVisible(False)
         self.tool_look.setChecked(True)
         tb.addSeparator()
         tb.addWidget(QtWidgets.QLabel(" Needle: "))
@@ -580,6 +593,21 @@ class MainWindow(QtWidgets.QMainWindow):
             self.mode_combo.setCurrentText(self.controller.mode)
             self.mode_combo.blockSignals(False)
             return
+        if mode == "author":
+            with self._leaving_as("write a case"):
+                self.author.enter()
+            return
+        if self.author.active:
+            # leaving Author mode: the case as it stands, as a student sees it (preview)
+            self.author_panel.commit_form()
+            if self.author.authoring is not None:
+                if self.author.preview(mode):
+                    return
+                self.mode_combo.blockSignals(True)
+                self.mode_combo.setCurrentText("author")
+                self.mode_combo.blockSignals(False)
+                return
+            self.author.leave()
         self.controller.set_mode(mode)
 
     # -- leaving an exam ---------------------------------------------------------------------
@@ -629,6 +657,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status.showMessage(e.text, 8000)
 
     def _on_mode_event(self, e: ev.ModeChanged) -> None:
+        if self.author.active:
+            return  # Author mode: the (empty) attempt underneath has no mode to show
         if self.mode_combo.currentText() != e.mode:
             self.mode_combo.blockSignals(True)
             self.mode_combo.setCurrentText(e.mode)
@@ -641,6 +671,119 @@ class MainWindow(QtWidgets.QMainWindow):
             self.length_combo.blockSignals(True)
             self.length_combo.setCurrentIndex(i)
             self.length_combo.blockSignals(False)
+
+    # -- Author mode -------------------------------------------------------------------------------
+    def _build_author_dock(self) -> None:
+        from .author_view import AuthorPanel
+
+        dock = QtWidgets.QDockWidget("Author", self)
+        dock.setObjectName("author")
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable)
+        self.author_panel = AuthorPanel(self, self.author)
+        dock.setWidget(self.author_panel)
+        dock.setMinimumWidth(380)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        dock.hide()
+        self.author_dock = dock
+        m = self.menuBar().addMenu("&Author")
+        for key, text, fn in (("Ctrl+Z", "Undo the last edit of the case", self.author_undo),
+                              ("Ctrl+Shift+Z", "Redo", self.author_redo),
+                              ("Ctrl+S", "Save the case", lambda: self.author_save())):
+            a = QtGui.QAction(text, self, shortcut=QtGui.QKeySequence(key))
+            a.setShortcutContext(Qt.WindowShortcut)
+            a.triggered.connect(lambda checked=False, fn=fn: fn())
+            a.setEnabled(False)
+            m.addAction(a)
+            self.addAction(a)
+            self.actions[key] = a
+        m.addAction("Write a case (Author mode)", lambda: self.set_mode("author"))
+
+    def _author_mode(self, on: bool) -> None:
+        """Show the Author panel instead of the case and needle panel (and back)."""
+        self.author_dock.setVisible(on)
+        self.needle_dock.setVisible(not on)
+        if on:
+            self.slice_dock.hide()
+            self.mode_combo.blockSignals(True)
+            self.mode_combo.setCurrentText("author")
+            self.mode_combo.blockSignals(False)
+        self.tool_point.setVisible(on)
+        for w in (self.finish_button, self.length_combo):
+            w.setEnabled(not on)
+        for k in ("Ctrl+Z", "Ctrl+Shift+Z", "Ctrl+S"):
+            self.actions[k].setEnabled(on)
+        self._on_authoring(None)
+
+    def _on_authoring(self, e) -> None:
+        self.author_panel.refresh()
+        a = self.author.authoring
+        if self.author.active:
+            t = "no case" if a is None else a.scenario.title + (" *" if a.dirty else "")
+            self.setWindowTitle(f"imssim - Author: {t}")
+
+    def confirm_discard(self, what: str) -> bool:
+        """Unsaved changes to the case being written: ask before ``what``. True: go ahead
+        (saved, discarded, or nothing unsaved)."""
+        self.author_panel.commit_form()
+        if not self.author.dirty:
+            return True
+        B = QtWidgets.QMessageBox
+        answer = B.question(self, "Unsaved changes",
+                            f"The case '{self.author.scenario.title}' has unsaved changes. Save them before you "
+                            f"{what}?", B.Save | B.Discard | B.Cancel, B.Save)
+        if answer in (B.Save, B.Yes):
+            return self.author_save() is not None
+        return answer in (B.Discard, B.No)
+
+    def author_new(self, segments: str | None = None, side: str | None = None, condition: str | None = None) -> bool:
+        """A new case from the template; without arguments a small dialog asks for them."""
+        if segments is None:
+            d = NewCaseDialog(self)
+            if d.exec() != QtWidgets.QDialog.Accepted:
+                return False
+            segments, side, condition = d.values()
+        if not self.confirm_discard("start a new case"):
+            return False
+        ok = self.author.new(segments, side or "right", condition or "chronic low back pain")
+        if ok and not self.author.active:
+            self.set_mode("author")
+        return ok
+
+    def author_open(self, path: str | None = None) -> bool:
+        if path is None:
+            from ..core.training.scenario import library_dir
+
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a case to edit", str(library_dir()),
+                                                            "Scenarios (*.yaml *.yml)")
+            if not path:
+                return False
+        if not self.confirm_discard("open another case"):
+            return False
+        ok = self.author.open(path)
+        if ok and not self.author.active:
+            self.set_mode("author")
+        return ok
+
+    def author_save(self, path: str | None = None, ask: bool = False):
+        """Save (Save as when ``ask`` or when the case has no file yet). The file replaced is
+        kept as NAME.bak. Returns the path, or None when not saved."""
+        a = self.author.authoring
+        if a is None:
+            return None
+        self.author_panel.commit_form()
+        if path is None and (ask or a.path is None):
+            start = str(a.path) if a.path is not None else f"{a.scenario.id}.yaml"
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save the case", start, "Scenarios (*.yaml)")
+            if not path:
+                return None
+        return self.author.save(path)
+
+    def author_undo(self) -> None:
+        self.author_panel.commit_form()
+        self.author.undo()
+
+    def author_redo(self) -> None:
+        self.author.redo()
 
     def _on_tool(self, e: ev.ToolChanged) -> None:
         getattr(self, f"tool_{e.tool}").setChecked(True)
@@ -989,6 +1132,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.anim_frames = 0
 
         def tick():
+            if getattr(self, "_closed", False):
+                timer.stop()
+                return
             u = min(1.0, clock.elapsed() / 1000.0 / duration)
             if u >= 1.0 and self.anim_frames == 0 and kind == "twitch":
                 # the first tick came after the whole pulse (a very slow or busy machine):
@@ -1013,6 +1159,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._anim = timer
 
     def _release(self, e: ev.Release) -> None:
+        if getattr(self, "_closed", False):
+            return  # a release timed after the window closed: its 3D view is gone
         self.controller.say(e.text, "good")
         self._animate(e.structure, e.needle, "release")
 
@@ -1225,6 +1373,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if not self.confirm_leave_exam("close the window"):
                 ev.ignore()  # the exam goes on
                 return
+            if not self.confirm_discard("close the window"):
+                ev.ignore()  # the case stays open, unsaved
+                return
             self._closing = True
             with self._leaving_as("close the window"):
                 self.controller.end_exam("the window was closed")
@@ -1240,6 +1391,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self._hover_timer.stop()
         self.view3d.close()
         super().closeEvent(ev)
+
+
+class NewCaseDialog(QtWidgets.QDialog):
+    """What a new case starts from: the diagnosis (the template prefills its muscles)."""
+
+    def __init__(self, win: MainWindow):
+        super().__init__(win)
+        self.setWindowTitle("New case from the template")
+        form = QtWidgets.QFormLayout(self)
+        self.segments = QtWidgets.QLineEdit("L5")
+        self.segments.setPlaceholderText("e.g. L5 or C5, C6")
+        self.side = QtWidgets.QComboBox()
+        self.side.addItems(["right", "left", "bilateral"])
+        self.condition = QtWidgets.QLineEdit("chronic low back pain")
+        form.addRow("Segment(s):", self.segments)
+        form.addRow("Side:", self.side)
+        form.addRow("Condition:", self.condition)
+        bb = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+        bb.accepted.connect(self.accept)
+        bb.rejected.connect(self.reject)
+        form.addRow(bb)
+
+    def values(self) -> tuple[str, str, str]:
+        return self.segments.text(), self.side.currentText(), self.condition.text()
 
 
 class ScenarioChooser(QtWidgets.QDialog):

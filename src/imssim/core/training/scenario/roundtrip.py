@@ -70,6 +70,47 @@ def _update(node: Any, key: Any, old: Any, new: Any) -> None:
     _set(node, key, cur, new)
 
 
+def _last_slot(node: Any) -> tuple[Any, Any] | None:
+    """(the node, the key or index) holding the comment after ``node``'s last line (block
+    style), or None (a scalar, an empty or flow-style collection)."""
+    if isinstance(node, (CommentedMap, CommentedSeq)) and len(node) and not node.fa.flow_style():
+        key = next(reversed(node)) if isinstance(node, CommentedMap) else len(node) - 1
+        deeper = _last_slot(node[key])
+        return deeper if deeper is not None else (node, key)
+    return None
+
+
+def _move_trailing_blank_lines(old_last: Any, new_last: Any) -> None:
+    """Blank lines after a list's last item (the gap before the next section) follow an item
+    appended after it, so the new item is not cut off from the list by them."""
+    src, dst = _last_slot(old_last), _last_slot(new_last)
+    if src is None or dst is None:
+        return
+    node, key = src
+    slots = node.ca.items.get(key)
+    pos = 0 if isinstance(node, CommentedSeq) else 2
+    tok = slots[pos] if slots and len(slots) > pos else None
+    value = getattr(tok, "value", None)
+    if not isinstance(value, str) or not value.endswith("\n\n"):
+        return
+    body = value.rstrip("\n")
+    blank = value[len(body):]
+    moved = copy.copy(tok)
+    if body.strip():  # an end-of-line comment stays where it is, without the blank lines
+        tok.value = body + "\n"
+        moved.value = "\n" + blank[1:]
+    else:
+        slots[pos] = None
+        if not any(slots):
+            del node.ca.items[key]
+        moved.value = blank
+    dnode, dkey = dst
+    dpos = 0 if isinstance(dnode, CommentedSeq) else 2
+    dslots = dnode.ca.items.setdefault(dkey, [None, None, None, None])
+    if dslots[dpos] is None:
+        dslots[dpos] = moved
+
+
 def _apply(node: Any, before: Any, after: Any) -> bool:
     """Write the changes into ``node`` in place; False when its shape does not match the
     data (the caller then writes the value whole)."""
@@ -102,8 +143,11 @@ def _apply(node: Any, before: Any, after: Any) -> bool:
                 _update(node, i1 + shift + k, before[i1 + k], after[j1 + k])
             for _ in range(i2 - i1 - pairs):  # removed
                 del node[i1 + shift + pairs]
+            at_end = i2 + shift == len(node)
             for k in range(j2 - j1 - pairs):  # added
                 node.insert(i1 + shift + pairs + k, to_nodes(after[j1 + pairs + k]))
+            if at_end and j2 - j1 > pairs and len(node) > j2 - j1 - pairs:
+                _move_trailing_blank_lines(node[len(node) - 1 - (j2 - j1 - pairs)], node[len(node) - 1])
             shift += (j2 - j1) - (i2 - i1)
         return True
     return False
