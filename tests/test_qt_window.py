@@ -329,6 +329,8 @@ def _to_locus(win, index, structure="multifidus_L5_r"):
     d = target - hit.point
     depth = float(np.linalg.norm(d))
     c.set_tool("needle")
+    # the case's shortest needle that reaches (the L5 locus lies ~51 mm straight behind it)
+    c.set_needle_length(min(x for x in (25.0, 40.0, 50.0, 60.0, 75.0) if x > depth + 2.0))
     n = c.place_needle_at(hit.point, hit.normal)
     assert c.aim_at(target) == pytest.approx(depth)
     c.advance(depth)
