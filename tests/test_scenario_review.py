@@ -115,7 +115,7 @@ def test_diagnosis_t4_with_s1_findings_and_answer(tmp_path, atlas, capsys):
     (f1,) = got["patient.findings[1].structure"]
     assert "taut band in gastrocnemius_lateral_head_r" in f1.message
     (m0,) = got["supersensitive_muscles[0].structure"]
-    assert "multifidus_L5_r (level L5) is not supplied by the diagnosed segment(s) T4" in m0.message
+    assert "multifidus_S1_r (level S1) is not supplied by the diagnosed segment(s) T4" in m0.message
     (a0,) = got["targets.add[0].structure"]
     assert "target piriformis_r" in a0.message
     (q,) = got["quiz[0].answer"]
