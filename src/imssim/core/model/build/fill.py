@@ -233,7 +233,9 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
 
     # 5. thoracolumbar fascia over the paraspinals (T10 to the sacrum)
     progress("fill: thoracolumbar fascia", 0.72)
-    _tlf(atlas, grid, occ, labels, lab_of, gap, fill, label, z, dist_ok=True)
+    # latissimus's aponeurosis over the lumbar paraspinals (the fascia's posterior layer)
+    aponeurosis = _latissimus_aponeurosis(atlas, grid, occ, lab_of, z)
+    _tlf(atlas, grid, occ, lab_of, gap, fill, label, z, aponeurosis)
 
     # 6. cavities
     progress("fill: cavities", 0.8)
@@ -281,9 +283,8 @@ def build_fill(atlas: Atlas, progress=lambda m, f: None) -> tuple[np.ndarray, di
     _propagate(over, body, 4)
     over[body & (over == 0)] = label("intermuscular_fascia")
     # latissimus's aponeurosis over the lumbar paraspinals reads as the fascia
-    ap = _latissimus_aponeurosis(atlas, grid, occ, lab_of, z)
-    if ap is not None:
-        ap, lat_labs = ap
+    if aponeurosis is not None:
+        ap, lat_labs = aponeurosis
         # the aponeurosis and what grew from it (in its columns)
         ap |= np.isin(over, lat_labs) & ap.any(axis=1, keepdims=True)
         tl = label("thoracolumbar_fascia")
@@ -406,7 +407,8 @@ def _spine(atlas, grid, occ, labels, lab_of, gap, fill, label, x, y, z) -> None:
         sub[epi] = label("epidural_space")
 
 
-def _tlf(atlas, grid, occ, labels, lab_of, gap, fill, label, z, dist_ok=True) -> None:
+def _tlf(atlas, grid, occ, lab_of, gap, fill, label, z, ap) -> None:
+    """Thoracolumbar fascia (step 5); ``ap``: latissimus's aponeurosis (mask, its labels) or None."""
     para = [lab_of[s.id] for s in atlas if s.kind == "muscle" and s.id in lab_of and s.muscle and (
         s.muscle.startswith(("iliocostalis", "longissimus", "multifidus", "spinalis")) or s.muscle == "erector spinae")]
     if not para or "vertebra_T10" not in atlas.structures:
@@ -431,7 +433,6 @@ def _tlf(atlas, grid, occ, labels, lab_of, gap, fill, label, z, dist_ok=True) ->
     # ... and everything empty behind the paraspinals up to the fat, through latissimus's
     # aponeurosis (which the finishing step relabels as this fascia): no sliver of
     # "intermuscular" tissue is left between the fat and the fascia
-    ap = _latissimus_aponeurosis(atlas, grid, occ, lab_of, z)
     ap_sub = np.zeros(pm.shape, bool)
     if ap is not None:  # the aponeurosis and what grew from it (in its columns)
         ap_sub = ap[0][:, :, k0:k1]
